@@ -1,0 +1,6 @@
+"""keras_superattn: cheaper attention for Keras 3, down to int8 on-device models."""
+
+from keras_superattn import costs
+from keras_superattn import layers
+
+__version__ = "0.1.0"

@@ -1,0 +1,58 @@
+"""Analytic parameter and FLOP counts of one attention layer (docs/paper.md).
+
+A product of an `(a, b)` and a `(b, c)` matrix counts `2 a b c` FLOPs;
+softmax, scaling and bias additions are not counted. Self-attention over a
+sequence of length `l` with model width `d`.
+"""
+
+import dataclasses
+
+VARIANTS = ("standard", "optimized", "efficient", "super")
+
+# Learned (d, d) projections per variant, the output projection included.
+_PROJECTIONS = {"standard": 4, "optimized": 3, "efficient": 2, "super": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionCost:
+    params: int
+    forward_flops: int
+
+    @property
+    def training_flops(self):
+        """Forward plus backward, about three times the forward pass."""
+        return 3 * self.forward_flops
+
+
+def attention_cost(variant, sequence_length, model_dim, num_heads, use_bias=True):
+    """Parameters and FLOPs of one attention layer applied to one sequence.
+
+    Args:
+        variant: one of `"standard"`, `"optimized"`, `"efficient"`, `"super"`.
+        sequence_length: int, `l` (for Super also the `L` of its kernel).
+        model_dim: int, `d`.
+        num_heads: int, `h`; must divide `d`. It changes no count, since the
+            heads split the same products, but an impossible setting is refused.
+        use_bias: bool. Whether the projections have biases.
+
+    Returns:
+        An `AttentionCost` with `params`, `forward_flops`, `training_flops`.
+    """
+    if variant not in _PROJECTIONS:
+        raise ValueError(f"Argument `variant` must be one of {VARIANTS}. Received: variant={variant!r}")
+    for name, value in (("sequence_length", sequence_length), ("model_dim", model_dim), ("num_heads", num_heads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"Argument `{name}` must be a positive integer. Received: {name}={value!r}")
+    if model_dim % num_heads:
+        raise ValueError(
+            "Argument `model_dim` must be a multiple of `num_heads`. "
+            f"Received: model_dim={model_dim}, num_heads={num_heads}"
+        )
+    l, d, n = sequence_length, model_dim, _PROJECTIONS[variant]
+    params = n * d * d + (n * d if use_bias else 0)
+    # Each projection: (l, d) x (d, d). Scores q k^T and weights x v: 2 l^2 d each.
+    flops = n * 2 * l * d * d + 4 * l * l * d
+    if variant == "super":
+        params += l * l
+        flops += 2 * l * l * d  # W_A X: (l, l) x (l, d)
+    return AttentionCost(params=params, forward_flops=flops)

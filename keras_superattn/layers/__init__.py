@@ -1,0 +1,15 @@
+"""Attention layers of arXiv 2403.01643 and the blocks built from them."""
+
+from keras_superattn.layers.base_attention import BaseAttention
+from keras_superattn.layers.efficient_attention import EfficientAttention
+from keras_superattn.layers.optimized_attention import OptimizedAttention
+from keras_superattn.layers.standard_attention import StandardAttention
+from keras_superattn.layers.super_attention import SuperAttention
+
+__all__ = [
+    "BaseAttention",
+    "EfficientAttention",
+    "OptimizedAttention",
+    "StandardAttention",
+    "SuperAttention",
+]

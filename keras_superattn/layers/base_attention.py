@@ -1,0 +1,303 @@
+"""The machinery shared by every attention variant."""
+
+import keras
+from keras import ops
+
+# Keras keeps the mask of a tensor in a private attribute; these two helpers are
+# how `keras.layers.MultiHeadAttention` reads and writes it. keras is pinned to
+# 3.15.x in setup.cfg, so the private import is stable for us.
+from keras.src.backend.common.masking import get_keras_mask
+from keras.src.backend.common.masking import set_keras_mask
+
+# Added to the scores of masked keys; the scores are float32 when it is used.
+_MASKED_SCORE = -1e9
+
+
+class BaseAttention(keras.layers.Layer):
+    """Multi-head scaled dot-product attention with pluggable projections.
+
+    The variants of arXiv 2403.01643 differ only in which inputs get a learned
+    `(d, d)` projection before the heads are split and in how the values are
+    formed. A subclass states the first with the class attributes
+    `projects_key` / `projects_value` and the second by overriding
+    `_form_values`. Queries and the output always have a projection.
+
+    Per head the layer computes `softmax(q k^T / sqrt(d_k)) v`, with
+    `d_k = d / num_heads` and `d` the last dimension of the query; the heads
+    are merged and projected by `attention_output`.
+
+    Args:
+        num_heads: int. Number of attention heads; must divide the query width.
+        dropout: float in `[0, 1)`. Dropout rate on the attention weights.
+        use_bias: bool. Whether the projections have a bias.
+        kernel_initializer: initializer of the projection kernels.
+        bias_initializer: initializer of the projection biases.
+        kernel_regularizer: optional regularizer of the projection kernels.
+        bias_regularizer: optional regularizer of the projection biases.
+        activity_regularizer: optional regularizer of the output.
+        kernel_constraint: optional constraint on the projection kernels.
+        bias_constraint: optional constraint on the projection biases.
+        seed: optional int, seed of the attention dropout.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        query: tensor of shape `(B, l, d)`.
+        value: optional tensor of shape `(B, s, d)`; defaults to `query`, so
+            the layer is a self-attention layer when called on one tensor.
+        key: optional tensor of shape `(B, s, d)`; defaults to `value`.
+        query_mask, value_mask, key_mask: optional boolean masks of shapes
+            `(B, l)`, `(B, s)` and `(B, s)`, `True` for real tokens. Keras masks
+            (e.g. from `Embedding(mask_zero=True)`) are used when these are
+            not given, and the query mask is propagated to the output.
+        attention_mask: optional boolean tensor of shape `(B, l, s)`; `True`
+            where a query may attend to a key.
+        return_attention_scores: bool. Also return the attention weights.
+        training: bool. Whether dropout is active.
+        use_causal_mask: bool. Forbid each position to attend to later ones.
+
+    Returns:
+        A tensor of the query's shape, and with `return_attention_scores=True`
+        also the attention weights of shape `(B, num_heads, l, s)`.
+    """
+
+    projects_key = True
+    projects_value = True
+
+    def __init__(
+        self,
+        num_heads,
+        dropout=0.0,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads <= 0:
+            raise ValueError(
+                "Argument `num_heads` must be a positive integer. "
+                f"Received: num_heads={num_heads!r}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(
+                f"Argument `dropout` must be in [0, 1). Received: dropout={dropout!r}"
+            )
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.bias_regularizer = keras.regularizers.get(bias_regularizer)
+        self.kernel_constraint = keras.constraints.get(kernel_constraint)
+        self.bias_constraint = keras.constraints.get(bias_constraint)
+        self.seed = seed
+        self.supports_masking = True
+
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        value_shape = query_shape if value_shape is None else value_shape
+        key_shape = value_shape if key_shape is None else key_shape
+        width = _check_shapes(self.num_heads, query_shape, value_shape, key_shape)
+        self.head_dim = width // self.num_heads
+        self.query_dense = self._dense("query", query_shape)
+        self.key_dense = self._dense("key", key_shape) if self.projects_key else None
+        self.value_dense = self._dense("value", value_shape) if self.projects_value else None
+        self.output_dense = self._dense("attention_output", query_shape)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, seed=self.seed)
+
+    def _dense(self, name, input_shape):
+        def fresh(initializer):
+            # A separate instance per projection, as MultiHeadAttention does,
+            # so no two kernels share an initializer's state.
+            return initializer.__class__.from_config(initializer.get_config())
+
+        layer = keras.layers.Dense(
+            input_shape[-1],
+            use_bias=self.use_bias,
+            kernel_initializer=fresh(self.kernel_initializer),
+            bias_initializer=fresh(self.bias_initializer),
+            kernel_regularizer=self.kernel_regularizer,
+            bias_regularizer=self.bias_regularizer,
+            kernel_constraint=self.kernel_constraint,
+            bias_constraint=self.bias_constraint,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        layer.build(input_shape)
+        return layer
+
+    def _form_values(self, value, value_mask, use_causal_mask):
+        """Maps the value input `(B, s, d)` to the values before the split."""
+        return self.value_dense(value) if self.value_dense else value
+
+    def call(
+        self,
+        query,
+        value=None,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        return_attention_scores=False,
+        training=None,
+        use_causal_mask=False,
+    ):
+        self_attention = value is None
+        value = query if self_attention else value
+        key = value if key is None else key
+        query_mask = get_keras_mask(query) if query_mask is None else query_mask
+        if value_mask is None:
+            value_mask = query_mask if self_attention else get_keras_mask(value)
+        if key_mask is None and key is not value:
+            key_mask = get_keras_mask(key)
+        _check_masks(query, value, query_mask, value_mask, key_mask, attention_mask)
+        mask = _combine_masks(
+            query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask
+        )  # (B | 1, l, s) or None
+
+        key = self.key_dense(key) if self.key_dense else key
+        q = self._split_heads(self.query_dense(query))  # (B, l, h, d_k)
+        k = self._split_heads(key)  # (B, s, h, d_k)
+        v = self._split_heads(self._form_values(value, value_mask, use_causal_mask))
+        heads, weights = self._attend(q, k, v, mask, training, return_attention_scores)
+        output = self.output_dense(
+            ops.reshape(heads, (-1, _length(heads), self.num_heads * self.head_dim))
+        )  # (B, l, d)
+        if query_mask is not None:
+            set_keras_mask(output, query_mask)
+        return (output, weights) if return_attention_scores else output
+
+    def _split_heads(self, x):
+        # (B, l, d) -> (B, l, h, d_k): head i owns columns i*d_k:(i+1)*d_k.
+        return ops.reshape(x, (-1, _length(x), self.num_heads, self.head_dim))
+
+    def _attend(self, q, k, v, mask, training, return_weights):
+        """Attention per head on `(B, l, h, d_k)` tensors; returns the same layout."""
+        mask = None if mask is None else mask[:, None]  # (B | 1, 1, l, s)
+        if not return_weights and not (training and self.dropout > 0):
+            return ops.dot_product_attention(q, k, v, mask=mask), None
+        q = ops.transpose(q, (0, 2, 1, 3))  # (B, h, l, d_k)
+        k = ops.transpose(k, (0, 2, 3, 1))  # (B, h, d_k, s)
+        v = ops.transpose(v, (0, 2, 1, 3))  # (B, h, s, d_k)
+        scores = ops.cast(ops.matmul(q, k), "float32") / float(self.head_dim) ** 0.5
+        if mask is not None:
+            scores = ops.where(mask, scores, _MASKED_SCORE)  # (B, h, l, s)
+        weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
+        heads = ops.matmul(self.dropout_layer(weights, training=training), v)
+        return ops.transpose(heads, (0, 2, 1, 3)), weights  # (B, l, h, d_k)
+
+    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        return tuple(query_shape)
+
+    def compute_output_spec(
+        self, query, value=None, key=None, return_attention_scores=False, **kwargs
+    ):
+        value = query if value is None else value
+        masks = ("query_mask", "value_mask", "key_mask", "attention_mask")
+        _check_masks(query, value, *(kwargs.get(name) for name in masks))
+        output = keras.KerasTensor(query.shape, dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return output
+        weights_shape = (query.shape[0], self.num_heads, query.shape[1], value.shape[1])
+        return output, keras.KerasTensor(weights_shape, dtype=self.compute_dtype)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_heads": self.num_heads,
+                "dropout": self.dropout,
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": keras.regularizers.serialize(self.bias_regularizer),
+                "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
+                "bias_constraint": keras.constraints.serialize(self.bias_constraint),
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+def _length(x):
+    """The sequence length of `x`: a Python int when static, else a scalar tensor."""
+    return x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
+
+
+def _check_shapes(num_heads, query_shape, value_shape, key_shape):
+    """Validates the input shapes and returns the model width `d`."""
+    for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
+        if len(shape) != 3:
+            raise ValueError(
+                f"Argument `{name}` must have rank 3, (batch, sequence, features). "
+                f"Received: {name}.shape={tuple(shape)}"
+            )
+    width = query_shape[-1]
+    if width is None or width % num_heads:
+        raise ValueError(
+            "The last dimension of `query` must be a multiple of `num_heads`. "
+            f"Received: query.shape={tuple(query_shape)}, num_heads={num_heads}"
+        )
+    for name, shape in (("value", value_shape), ("key", key_shape)):
+        if shape[-1] != width:
+            raise ValueError(
+                f"Argument `{name}` must have the same last dimension as `query` "
+                f"({width}). Received: {name}.shape={tuple(shape)}"
+            )
+    if None not in (key_shape[1], value_shape[1]) and key_shape[1] != value_shape[1]:
+        raise ValueError(
+            "Arguments `key` and `value` must have the same sequence length. "
+            f"Received: key.shape={tuple(key_shape)}, value.shape={tuple(value_shape)}"
+        )
+    return width
+
+
+def _check_masks(query, value, query_mask, value_mask, key_mask, attention_mask):
+    batch, length, source_length = query.shape[0], query.shape[1], value.shape[1]
+    expected = {
+        "query_mask": (query_mask, (batch, length)),
+        "value_mask": (value_mask, (batch, source_length)),
+        "key_mask": (key_mask, (batch, source_length)),
+        "attention_mask": (attention_mask, (batch, length, source_length)),
+    }
+    for name, (mask, shape) in expected.items():
+        if mask is None:
+            continue
+        received = tuple(mask.shape)
+        if len(received) != len(shape) or any(
+            None not in (got, want) and got != want for got, want in zip(received, shape)
+        ):
+            raise ValueError(
+                f"Argument `{name}` must have shape {shape} (None: any size). "
+                f"Received: {name}.shape={received}"
+            )
+
+
+def _combine_masks(query, value, query_mask, value_mask, key_mask, attention_mask, causal):
+    """ANDs every mask into one boolean `(B | 1, l, s)` mask, or returns None."""
+    parts = []
+    if query_mask is not None:
+        parts.append(ops.cast(query_mask, "bool")[:, :, None])  # (B, l, 1)
+    for mask in (value_mask, key_mask):
+        if mask is not None:
+            parts.append(ops.cast(mask, "bool")[:, None, :])  # (B, 1, s)
+    if attention_mask is not None:
+        parts.append(ops.cast(attention_mask, "bool"))  # (B, l, s)
+    if causal:
+        rows = ops.arange(_length(query))[:, None]
+        columns = ops.arange(_length(value))[None, :]
+        parts.append(ops.greater_equal(rows, columns)[None])  # (1, l, s)
+    if not parts:
+        return None
+    mask = parts[0]
+    for part in parts[1:]:
+        mask = ops.logical_and(mask, part)
+    return mask

@@ -1,0 +1,138 @@
+import keras
+from keras import ops
+
+from keras_superattn.layers.base_attention import BaseAttention
+from keras_superattn.layers.base_attention import _length
+
+
+@keras.saving.register_keras_serializable(package="keras_superattn")
+class SuperAttention(BaseAttention):
+    """Super Attention: Efficient Attention plus a learned alignment kernel.
+
+    Keys are the heads of the key/value input itself, as in Efficient
+    Attention. The values are `W_A X`: a learned `(L, L)` alignment kernel
+    mixes the value input along the sequence, once per layer, shared by all
+    heads. Attention parameters: `2 d^2 + L^2` (+ `2 d` biases), fewer than
+    SDPA's `4 d^2` while `L < sqrt(2) d`.
+
+    Where the paper is silent this layer decides (see docs/paper.md):
+    - a sequence of length `l < L` uses `W_A[:l, :l]`; `l > L` is an error;
+    - with `use_causal_mask=True` it uses `tril(W_A)`, so no value mixes in a
+      later token;
+    - padded value positions (value mask) are zeroed before `W_A` mixes them.
+
+    Args:
+        num_heads: int. Number of attention heads; must divide the query width.
+        max_length: optional int, `L`. Taken from the static sequence length
+            of the value input at build time when not given.
+        alignment_initializer: initializer of `W_A`. `"identity"` makes the
+            layer start out as Efficient Attention.
+        alignment_regularizer: optional regularizer of `W_A`.
+        alignment_constraint: optional constraint on `W_A`.
+        **kwargs: the other arguments of `BaseAttention` (`dropout`,
+            `use_bias`, initializers, ...) and base layer arguments.
+
+    Call arguments, Returns: see `BaseAttention`.
+
+    Example:
+
+    ```python
+    x = keras.random.normal((2, 16, 64))
+    y = SuperAttention(num_heads=8)(x)  # W_A is (16, 16); y.shape == (2, 16, 64)
+    ```
+
+    Reference:
+        Hosseini et al., "Cost-Effective Attention Mechanisms for Low Resource
+        Settings: Necessity & Sufficiency of Linear Transformations",
+        arXiv:2403.01643 v3, 2025.
+    """
+
+    projects_key = False
+    projects_value = False
+
+    def __init__(
+        self,
+        num_heads,
+        max_length=None,
+        alignment_initializer="glorot_uniform",
+        alignment_regularizer=None,
+        alignment_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(num_heads, **kwargs)
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0
+        ):
+            raise ValueError(
+                "Argument `max_length` must be None or a positive integer. "
+                f"Received: max_length={max_length!r}"
+            )
+        self.max_length = max_length
+        self.alignment_initializer = keras.initializers.get(alignment_initializer)
+        self.alignment_regularizer = keras.regularizers.get(alignment_regularizer)
+        self.alignment_constraint = keras.constraints.get(alignment_constraint)
+
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        super().build(query_shape, value_shape, key_shape)
+        value_length = (query_shape if value_shape is None else value_shape)[1]
+        if self.max_length is None:
+            if value_length is None:
+                raise ValueError(
+                    "SuperAttention needs the length L of its (L, L) alignment "
+                    "kernel: pass `max_length`, or give the value input a static "
+                    "sequence length. Received: max_length=None, value length None"
+                )
+            self.max_length = value_length
+        self._check_length(value_length)
+        self.alignment = self.add_weight(
+            name="alignment",
+            shape=(self.max_length, self.max_length),
+            initializer=self.alignment_initializer,
+            regularizer=self.alignment_regularizer,
+            constraint=self.alignment_constraint,
+        )
+
+    def _check_length(self, length):
+        if isinstance(length, int) and length > self.max_length:
+            raise ValueError(
+                "The value sequence is longer than the alignment kernel of "
+                f"SuperAttention allows: max_length={self.max_length}, "
+                f"received a sequence of length {length}"
+            )
+
+    def _form_values(self, value, value_mask, use_causal_mask):
+        length = _length(value)
+        self._check_length(length)
+        if value_mask is not None:
+            # Padding must never leak into real tokens through W_A.
+            value = value * ops.cast(value_mask, value.dtype)[:, :, None]  # (B, s, d)
+        kernel = ops.cast(self.alignment, value.dtype)  # (L, L)
+        if not isinstance(length, int) or length != self.max_length:
+            kernel = ops.slice(kernel, (0, 0), (length, length))  # (s, s)
+        if use_causal_mask:
+            kernel = ops.tril(kernel)
+        # ops.matmul, not einsum: an einsum with the weight on the left and a
+        # dynamic batch converts to an invalid .tflite.
+        return ops.matmul(kernel, value)  # (B, s, d)
+
+    def compute_output_spec(self, query, value=None, key=None, **kwargs):
+        self._check_length((query if value is None else value).shape[1])
+        return super().compute_output_spec(query, value, key, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "max_length": self.max_length,
+                "alignment_initializer": keras.initializers.serialize(
+                    self.alignment_initializer
+                ),
+                "alignment_regularizer": keras.regularizers.serialize(
+                    self.alignment_regularizer
+                ),
+                "alignment_constraint": keras.constraints.serialize(
+                    self.alignment_constraint
+                ),
+            }
+        )
+        return config

@@ -1,0 +1,83 @@
+"""An independent NumPy implementation of docs/paper.md, in float64.
+
+It shares no code with the package: it reads the layer's weights by their
+documented paths and recomputes the attention from the specification.
+"""
+
+import numpy as np
+
+VARIANT_PROJECTIONS = {
+    "standard": ("query", "key", "value"),
+    "optimized": ("query", "key"),
+    "efficient": ("query",),
+    "super": ("query",),
+}
+
+
+def weights_by_path(layer):
+    """`{"query/kernel": array, ..., "alignment": array}` for a built layer."""
+    return {w.path.split("/", 1)[1]: np.asarray(w.numpy(), np.float64) for w in layer.weights}
+
+
+def _dense(weights, name, x):
+    return x @ weights[f"{name}/kernel"] + weights.get(f"{name}/bias", 0.0)
+
+
+def _split(x, num_heads):  # (B, l, d) -> (B, h, l, d_k), head i owns a column block
+    batch, length, width = x.shape
+    return x.reshape(batch, length, num_heads, width // num_heads).transpose(0, 2, 1, 3)
+
+
+def attention(
+    variant,
+    weights,
+    query,
+    value=None,
+    key=None,
+    *,
+    num_heads,
+    query_mask=None,
+    value_mask=None,
+    key_mask=None,
+    attention_mask=None,
+    causal=False,
+):
+    """Returns `(output (B, l, d), weights (B, h, l, s))` of the spec."""
+    query = np.asarray(query, np.float64)
+    value = query if value is None else np.asarray(value, np.float64)
+    key = value if key is None else np.asarray(key, np.float64)
+    projections = VARIANT_PROJECTIONS[variant]
+    batch, length, width = query.shape
+    source_length = value.shape[1]
+
+    q = _dense(weights, "query", query)
+    k = _dense(weights, "key", key) if "key" in projections else key
+    if variant == "super":
+        x = value if value_mask is None else value * np.asarray(value_mask)[:, :, None]
+        mix = weights["alignment"][:source_length, :source_length]
+        if causal:
+            mix = np.tril(mix)
+        v = np.einsum("ts,bsd->btd", mix, x)
+    else:
+        v = _dense(weights, "value", value) if "value" in projections else value
+
+    allowed = np.ones((batch, length, source_length), bool)
+    if query_mask is not None:
+        allowed &= np.asarray(query_mask, bool)[:, :, None]
+    for mask in (value_mask, key_mask):
+        if mask is not None:
+            allowed &= np.asarray(mask, bool)[:, None, :]
+    if attention_mask is not None:
+        allowed &= np.asarray(attention_mask, bool)
+    if causal:
+        allowed &= np.tril(np.ones((length, source_length), bool))
+
+    head_dim = width // num_heads
+    scores = _split(q, num_heads) @ _split(k, num_heads).transpose(0, 1, 3, 2)
+    scores = np.where(allowed[:, None], scores / np.sqrt(head_dim), -1e9)
+    scores -= scores.max(axis=-1, keepdims=True)
+    probs = np.exp(scores)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    heads = probs @ _split(v, num_heads)  # (B, h, l, d_k)
+    merged = heads.transpose(0, 2, 1, 3).reshape(batch, length, width)
+    return _dense(weights, "attention_output", merged), probs

@@ -1,0 +1,94 @@
+"""Every variant against the NumPy reference of the spec."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests import reference
+from tests.conftest import VARIANTS, padding_mask
+
+B, L, D, H = 3, 8, 16, 4
+ATOL = 2e-5
+
+
+def make_layer(variant, **kwargs):
+    # Random biases, so a missing or misplaced bias shows up in the numbers.
+    return VARIANTS[variant](num_heads=H, bias_initializer="random_normal", **kwargs)
+
+
+def check(variant, layer, query, value=None, key=None, causal=False, **masks):
+    output, weights = layer(
+        query, value, key, use_causal_mask=causal, return_attention_scores=True, **masks
+    )
+    fast = layer(query, value, key, use_causal_mask=causal, **masks)  # dot_product_attention path
+    want, want_weights = reference.attention(
+        variant, reference.weights_by_path(layer), query, value, key,
+        num_heads=H, causal=causal, **masks,
+    )
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(output), want, atol=ATOL)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fast), want, atol=ATOL)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(weights), want_weights, atol=ATOL)
+
+
+def test_self_attention(variant, rng):
+    x = rng.normal(size=(B, L, D)).astype("float32")
+    check(variant, make_layer(variant), x)
+
+
+def test_padding_masks(variant, rng):
+    x = rng.normal(size=(B, L, D)).astype("float32")
+    mask = padding_mask(rng, B, L)
+    check(variant, make_layer(variant), x, query_mask=mask, value_mask=mask)
+
+
+def test_explicit_attention_mask(variant, rng):
+    x = rng.normal(size=(B, L, D)).astype("float32")
+    allowed = rng.random((B, L, L)) < 0.7
+    allowed[..., 0] = True  # every query keeps one key
+    check(variant, make_layer(variant), x, attention_mask=allowed)
+
+
+def test_causal(variant, rng):
+    x = rng.normal(size=(B, L, D)).astype("float32")
+    check(variant, make_layer(variant), x, causal=True)
+
+
+def test_causal_with_padding(variant, rng):
+    x = rng.normal(size=(B, L, D)).astype("float32")
+    mask = padding_mask(rng, B, L)
+    check(variant, make_layer(variant), x, causal=True, query_mask=mask, value_mask=mask)
+
+
+def test_cross_attention(variant, rng):
+    query = rng.normal(size=(B, 5, D)).astype("float32")
+    value = rng.normal(size=(B, L, D)).astype("float32")
+    key = rng.normal(size=(B, L, D)).astype("float32")
+    value_mask = padding_mask(rng, B, L)
+    check(variant, make_layer(variant), query, value, key, value_mask=value_mask)
+
+
+def test_super_shorter_sequence_uses_top_left_block(rng):
+    layer = make_layer("super", max_length=L)
+    layer(rng.normal(size=(B, L, D)).astype("float32"))  # builds W_A (L, L)
+    short = rng.normal(size=(B, 5, D)).astype("float32")
+    check("super", layer, short)
+    check("super", layer, short, causal=True)
+
+
+def test_attention_weights_are_distributions(variant, rng):
+    x = rng.normal(size=(B, L, D)).astype("float32")
+    _, weights = make_layer(variant)(x, return_attention_scores=True)
+    weights = keras.ops.convert_to_numpy(weights)
+    assert weights.shape == (B, H, L, L)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5])
+def test_dropout_only_in_training(variant, rng, rate):
+    x = rng.normal(size=(B, L, D)).astype("float32")
+    layer = make_layer(variant, dropout=rate, seed=7)
+    inference = keras.ops.convert_to_numpy(layer(x, training=False))
+    trained = keras.ops.convert_to_numpy(layer(x, training=True))
+    want, _ = reference.attention(variant, reference.weights_by_path(layer), x, num_heads=H)
+    np.testing.assert_allclose(inference, want, atol=ATOL)
+    assert np.allclose(trained, want, atol=ATOL) == (rate == 0.0)
