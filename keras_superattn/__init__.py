@@ -2,5 +2,6 @@
 
 from keras_superattn import costs
 from keras_superattn import layers
+from keras_superattn import models
 
 __version__ = "0.1.0"

@@ -26,3 +26,21 @@ def padding_mask(rng, batch, length, min_real=2):
     real = rng.integers(min_real, length + 1, size=batch)
     real[0] = length - 2  # at least one row is padded
     return np.arange(length)[None, :] < real[:, None]
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """The shared datasets: $KERAS_SUPERATTN_DATA, else ../shared/data.
+
+    Skips where they are missing, unless KERAS_SUPERATTN_REQUIRE_DATA=1 (CI).
+    """
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.environ.get("KERAS_SUPERATTN_DATA") or os.path.join(root, "..", "shared", "data")
+    if not os.path.isfile(os.path.join(path, "mnist.npz")):
+        message = f"the datasets are not in {path}; set KERAS_SUPERATTN_DATA (see README.md)"
+        if os.environ.get("KERAS_SUPERATTN_REQUIRE_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -2,14 +2,22 @@
 
 from keras_superattn.layers.base_attention import BaseAttention
 from keras_superattn.layers.efficient_attention import EfficientAttention
+from keras_superattn.layers.embeddings import PatchEmbedding
+from keras_superattn.layers.embeddings import TokenAndPositionEmbedding
+from keras_superattn.layers.layer_normalization import LayerNormalization
 from keras_superattn.layers.optimized_attention import OptimizedAttention
 from keras_superattn.layers.standard_attention import StandardAttention
 from keras_superattn.layers.super_attention import SuperAttention
+from keras_superattn.layers.transformer_encoder import TransformerEncoder
 
 __all__ = [
     "BaseAttention",
     "EfficientAttention",
+    "LayerNormalization",
+    "PatchEmbedding",
+    "TokenAndPositionEmbedding",
     "OptimizedAttention",
     "StandardAttention",
     "SuperAttention",
+    "TransformerEncoder",
 ]

@@ -1,0 +1,169 @@
+"""Latency of every attention variant against keras.layers.MultiHeadAttention.
+
+Runs on the active backend (KERAS_BACKEND), with each backend's usual fast
+path: `tf.function` on TensorFlow, `jax.jit` on JAX, eager on PyTorch. All
+layers of one setting are timed in the same run, interleaved round by round so
+that drifting machine load hits them alike; the table gives the median time of
+each as a ratio to MultiHeadAttention's (`num_heads=h, key_dim=d // h`).
+
+    KERAS_BACKEND=jax python benchmarks/layers.py --out runs/bench_jax.json
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import keras
+import numpy as np
+
+from keras_superattn import costs
+from keras_superattn import layers
+
+SETTINGS = ((32, 128, 256, 8), (32, 32, 32, 4), (8, 512, 512, 8))
+VARIANTS = {
+    "standard": layers.StandardAttention,
+    "optimized": layers.OptimizedAttention,
+    "efficient": layers.EfficientAttention,
+    "super": layers.SuperAttention,
+}
+
+
+def make_layers(length, width, heads):
+    made = {name: cls(num_heads=heads) for name, cls in VARIANTS.items()}
+    made["mha"] = keras.layers.MultiHeadAttention(num_heads=heads, key_dim=width // heads)
+    for layer in made.values():
+        layer.build((None, length, width), (None, length, width))
+    return made
+
+
+def compiled_steps(layer, x):
+    """Returns `(forward, forward_backward)`: callables that finish their work."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in layer.trainable_variables]
+        frozen = [v.value for v in layer.non_trainable_variables]
+
+        def loss(trainable, x):
+            out, _ = layer.stateless_call(trainable, frozen, x, x)
+            return out.sum()
+
+        forward = jax.jit(lambda t, x: layer.stateless_call(t, frozen, x, x)[0])
+        gradient = jax.jit(jax.grad(loss))
+        return (
+            lambda: forward(trainable, x).block_until_ready(),
+            lambda: jax.block_until_ready(gradient(trainable, x)),
+        )
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function
+        def forward(x):
+            return layer(x, x)
+
+        @tf.function
+        def gradient(x):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(layer(x, x))
+            return tape.gradient(loss, layer.trainable_variables)
+
+        return lambda: forward(x).numpy(), lambda: [g.numpy() for g in gradient(x)]
+    if backend == "torch":
+        import torch
+
+        def forward():
+            with torch.no_grad():
+                return layer(x, x).sum().item()
+
+        weights = [v.value for v in layer.trainable_variables]
+
+        def gradient():
+            loss = layer(x, x).sum()
+            return [g.sum().item() for g in torch.autograd.grad(loss, weights)]
+
+        return forward, gradient
+    raise ValueError(f"Unsupported backend: {backend!r}")
+
+
+def time_setting(batch, length, width, heads, rounds, warmup):
+    x = keras.ops.convert_to_tensor(
+        np.random.default_rng(0).normal(size=(batch, length, width)).astype("float32")
+    )
+    steps = {name: compiled_steps(layer, x) for name, layer in make_layers(length, width, heads).items()}
+    result = {}
+    for mode, index in (("forward", 0), ("forward_backward", 1)):
+        for step in steps.values():
+            for _ in range(warmup):
+                step[index]()
+        samples = {name: [] for name in steps}
+        for _ in range(rounds):
+            for name, step in steps.items():
+                start = time.perf_counter()
+                step[index]()
+                samples[name].append(time.perf_counter() - start)
+        medians = {name: statistics.median(s) for name, s in samples.items()}
+        result[mode] = {
+            name: {
+                "median_ms": 1e3 * medians[name],
+                "spread_ms": 1e3 * (max(samples[name]) - min(samples[name])),
+                "ratio_to_mha": medians[name] / medians["mha"],
+            }
+            for name in steps
+        }
+    result["flop_ratio_to_standard"] = {
+        name: costs.attention_cost(name, length, width, heads).forward_flops
+        / costs.attention_cost("standard", length, width, heads).forward_flops
+        for name in VARIANTS
+    }
+    return result
+
+
+def print_table(setting, result):
+    batch, length, width, heads = setting
+    print(f"\n(B, l, d, h) = ({batch}, {length}, {width}, {heads})")
+    print("| layer | forward ms | forward / MHA | fwd+bwd ms | fwd+bwd / MHA | FLOPs / Standard |")
+    print("|---|---|---|---|---|---|")
+    for name in (*VARIANTS, "mha"):
+        f, b = result["forward"][name], result["forward_backward"][name]
+        flops = result["flop_ratio_to_standard"].get(name, 1.0)
+        print(
+            f"| {name} | {f['median_ms']:.2f} | {f['ratio_to_mha']:.2f} "
+            f"| {b['median_ms']:.2f} | {b['ratio_to_mha']:.2f} | {flops:.2f} |"
+        )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=15, help="timed calls per layer and mode")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument(
+        "--settings", default=None,
+        help="B,l,d,h settings separated by ';' (default: %s)" % ";".join(",".join(map(str, s)) for s in SETTINGS),
+    )
+    args = parser.parse_args()
+    settings = SETTINGS
+    if args.settings:
+        settings = tuple(tuple(int(v) for v in s.split(",")) for s in args.settings.split(";"))
+    report = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}",
+        "rounds": args.rounds,
+        "results": [],
+    }
+    print(f"backend: {report['backend']}  keras {report['keras']}  {report['machine']}")
+    for setting in settings:
+        result = time_setting(*setting, rounds=args.rounds, warmup=args.warmup)
+        report["results"].append({"setting": dict(zip("Bldh", setting)), **result})
+        print_table(setting, result)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

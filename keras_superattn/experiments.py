@@ -1,0 +1,202 @@
+"""Train every attention variant side by side and report accuracy, size and speed.
+
+The tutorials are thin scripts over `compare_variants`: same data, seeds and
+budget for every variant; the best-validation checkpoint of each run is
+evaluated on the test set; latency is measured for all variants in one
+interleaved loop so that machine load hits them alike.
+"""
+
+import json
+import os
+import statistics
+import time
+
+import keras
+import numpy as np
+
+from keras_superattn.layers import TransformerEncoder
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records the wall time of each training epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def attention_params(model):
+    """Parameters of the attention layers inside a model's encoder blocks."""
+    return sum(
+        layer.attention_layer.count_params()
+        for layer in model.layers
+        if isinstance(layer, TransformerEncoder)
+    )
+
+
+def use_data_parallel():
+    """Shards each batch over all local devices with Keras' DataParallel (JAX)."""
+    if keras.backend.backend() != "jax":
+        raise ValueError(
+            "Data-parallel training uses keras.distribution, which needs the JAX "
+            f"backend. Received: KERAS_BACKEND={keras.backend.backend()}"
+        )
+    devices = keras.distribution.list_devices()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return len(devices)
+
+
+def train_one(build_model, data, variant, seed, config, out_dir):
+    """Trains one model; returns its test metrics and the best checkpoint's path."""
+    (x_train, y_train), (x_test, y_test) = data
+    keras.utils.set_random_seed(seed)
+    model = build_model(variant)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config["learning_rate"]),
+        loss=config["loss"],
+        metrics=["accuracy"],
+    )
+    path = os.path.join(out_dir, "models", f"{variant}_seed{seed}.keras")
+    timer = EpochTimer()
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        path, monitor="val_accuracy", mode="max", save_best_only=True
+    )
+    print(f"\n--- {variant}, seed {seed} ---", flush=True)
+    model.fit(
+        x_train, y_train,
+        batch_size=config["batch_size"], epochs=config["epochs"],
+        validation_split=config["validation_split"],
+        callbacks=[checkpoint, timer], verbose=config["verbose"],
+    )
+    best = keras.saving.load_model(path)
+    test_loss, test_accuracy = best.evaluate(
+        x_test, y_test, batch_size=config["batch_size"], verbose=0
+    )
+    return {
+        "seed": seed,
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "epoch_seconds": float(np.mean(timer.seconds)),
+        "attention_params": attention_params(model),
+        "total_params": model.count_params(),
+        "checkpoint": os.path.relpath(path, out_dir),
+    }
+
+
+def batch_latency(models, batch, rounds=30, warmup=3):
+    """Median seconds of one inference batch per model, timed interleaved."""
+    calls = {name: (lambda m=model: keras.ops.convert_to_numpy(m(batch, training=False))) for name, model in models.items()}
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    samples = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def compare_variants(build_model, data, variants, seeds, out_dir, **config):
+    """Trains each variant with each seed and writes results.json / .md / .png.
+
+    Args:
+        build_model: `variant -> keras.Model` (uncompiled).
+        data: `((x_train, y_train), (x_test, y_test))` arrays.
+        variants: attention names, e.g. `("standard", "optimized", ...)`.
+        seeds: iterable of ints; one run per seed and variant.
+        out_dir: folder for `results.json`, `results.md`, `results.png` and
+            `models/<variant>_seed<k>.keras`.
+        **config: `epochs`, `batch_size`, `learning_rate`, `loss`,
+            `validation_split`, `verbose`, `title`, and any settings to record.
+
+    Returns:
+        The results dictionary written to `results.json`.
+    """
+    os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
+    runs = {variant: [train_one(build_model, data, variant, seed, config, out_dir) for seed in seeds] for variant in variants}
+    best_models = {
+        variant: keras.saving.load_model(os.path.join(out_dir, max(r, key=lambda run: run["test_accuracy"])["checkpoint"]))
+        for variant, r in runs.items()
+    }
+    test_batch = data[1][0][: config["batch_size"]]
+    latency = batch_latency(best_models, test_batch)
+    summary = {}
+    for variant, variant_runs in runs.items():
+        accuracies = [run["test_accuracy"] for run in variant_runs]
+        summary[variant] = {
+            "attention_params": variant_runs[0]["attention_params"],
+            "total_params": variant_runs[0]["total_params"],
+            "test_accuracy_mean": float(np.mean(accuracies)),
+            "test_accuracy_std": float(np.std(accuracies)),
+            "test_loss_mean": float(np.mean([run["test_loss"] for run in variant_runs])),
+            "epoch_seconds_mean": float(np.mean([run["epoch_seconds"] for run in variant_runs])),
+            "batch_latency_ms": 1e3 * latency[variant],
+            "best_checkpoint": max(variant_runs, key=lambda run: run["test_accuracy"])["checkpoint"],
+        }
+    results = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "config": {key: value for key, value in config.items() if key != "verbose"},
+        "seeds": list(seeds),
+        "runs": runs,
+        "summary": summary,
+    }
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    table = markdown_table(results)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(table)
+    plot(results, os.path.join(out_dir, "results.png"))
+    print("\n" + table, flush=True)
+    return results
+
+
+def markdown_table(results):
+    seeds = len(results["seeds"])
+    lines = [
+        f"### {results['config'].get('title', 'results')} ({results['backend']}, {seeds} seed(s))",
+        "",
+        "| variant | attention params | total params | test accuracy (mean ± std) "
+        "| test loss | s / epoch | ms / batch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant, s in results["summary"].items():
+        lines.append(
+            f"| {variant} | {s['attention_params']:,} | {s['total_params']:,} "
+            f"| {100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f} % "
+            f"| {s['test_loss_mean']:.4f} | {s['epoch_seconds_mean']:.2f} | {s['batch_latency_ms']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = results["summary"]
+    names = list(summary)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in names:
+        s = summary[name]
+        left.errorbar(
+            s["attention_params"], 100 * s["test_accuracy_mean"], yerr=100 * s["test_accuracy_std"],
+            fmt="o", capsize=4, label=name,
+        )
+    left.set_xlabel("attention parameters")
+    left.set_ylabel("test accuracy (%)")
+    left.legend()
+    right.bar(names, [summary[n]["batch_latency_ms"] for n in names])
+    right.set_ylabel("inference ms per batch")
+    figure.suptitle(results["config"].get("title", ""))
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

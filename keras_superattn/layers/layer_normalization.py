@@ -1,0 +1,71 @@
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_superattn")
+class LayerNormalization(keras.layers.Layer):
+    """Layer normalization over the last axis that quantizes to pure int8.
+
+    The same numbers as `keras.layers.LayerNormalization(axis=-1)` (and the
+    same `gamma` / `beta` weights), written as `(x - mean) * rsqrt(var + eps)
+    * gamma + beta`. Keras' own layer leaves a float `NEG` op in a full-int8
+    TFLite graph without any error; this form converts to SUB, MEAN,
+    SQUARED_DIFFERENCE, RSQRT, MUL and ADD only, all int8 kernels.
+
+    Args:
+        epsilon: float. Added to the variance.
+        center: bool. Whether to add the learned offset `beta`.
+        scale: bool. Whether to multiply by the learned scale `gamma`.
+        **kwargs: base layer arguments such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: tensor of shape `(..., d)`.
+
+    Returns:
+        A tensor of the input's shape.
+
+    Example:
+
+    ```python
+    y = LayerNormalization(epsilon=1e-6)(keras.random.normal((2, 16, 64)))
+    ```
+    """
+
+    def __init__(self, epsilon=1e-3, center=True, scale=True, **kwargs):
+        super().__init__(**kwargs)
+        if not epsilon > 0:
+            raise ValueError(f"Argument `epsilon` must be positive. Received: epsilon={epsilon!r}")
+        self.epsilon = epsilon
+        self.center = center
+        self.scale = scale
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        if width is None:
+            raise ValueError(
+                "The last dimension of the input must be known. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        self.gamma = self.add_weight(name="gamma", shape=(width,), initializer="ones") if self.scale else None
+        self.beta = self.add_weight(name="beta", shape=(width,), initializer="zeros") if self.center else None
+
+    def call(self, inputs):
+        # Low-precision inputs are normalized in float32, as Keras does.
+        x = ops.cast(inputs, "float32")
+        centered = x - ops.mean(x, axis=-1, keepdims=True)
+        variance = ops.mean(ops.square(centered), axis=-1, keepdims=True)
+        x = centered * ops.rsqrt(variance + self.epsilon)
+        if self.scale:
+            x = x * ops.cast(self.gamma, "float32")
+        if self.center:
+            x = x + ops.cast(self.beta, "float32")
+        return ops.cast(x, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"epsilon": self.epsilon, "center": self.center, "scale": self.scale})
+        return config

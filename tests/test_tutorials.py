@@ -1,0 +1,69 @@
+"""The tutorials' --quick runs on real data, on the active backend."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_superattn import datasets
+from keras_superattn import experiments
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_tutorial(name, out, data_dir, *extra, env=None):
+    run = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tutorials", name), "--quick", "--out", str(out), "--data-dir", data_dir, *extra],
+        env=dict(os.environ, **(env or {})), capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    with open(out / "results.json") as f:
+        return json.load(f), run.stdout
+
+
+@pytest.mark.parametrize(
+    "tutorial, variants",
+    [
+        ("sentiment_imdb.py", ["standard", "optimized", "efficient", "super", "mha"]),
+        ("vit_mnist.py", ["standard", "optimized", "efficient", "super"]),
+        ("vit_cifar10.py", ["standard", "optimized", "efficient", "super"]),
+    ],
+)
+def test_quick_run_reports_every_variant(tmp_path, data_dir, tutorial, variants):
+    results, stdout = run_tutorial(tutorial, tmp_path, data_dir)
+    assert results["backend"] == keras.backend.backend()
+    assert list(results["summary"]) == variants
+    for variant, summary in results["summary"].items():
+        assert 0.0 <= summary["test_accuracy_mean"] <= 1.0
+        assert summary["batch_latency_ms"] > 0 and summary["epoch_seconds_mean"] > 0
+        assert (tmp_path / summary["best_checkpoint"]).is_file()
+        assert f"| {variant} |" in stdout  # the final table
+    params = {v: s["attention_params"] for v, s in results["summary"].items()}
+    assert params["efficient"] < params["optimized"] < params["standard"]
+    for name in ("results.md", "results.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_quick_checkpoint_scores_what_the_report_says(tmp_path, data_dir):
+    results, _ = run_tutorial("vit_mnist.py", tmp_path, data_dir, "--variants", "super")
+    summary = results["summary"]["super"]
+    model = keras.saving.load_model(tmp_path / summary["best_checkpoint"])
+    _, (x_test, y_test) = datasets.load_mnist(data_dir)
+    x_test = datasets.images_as_floats(x_test[:256])
+    _, accuracy = model.evaluate(x_test, y_test[:256], verbose=0)
+    assert accuracy == pytest.approx(summary["test_accuracy_mean"], abs=1e-6)
+
+
+def test_data_parallel_on_two_host_devices(tmp_path, data_dir):
+    if keras.backend.backend() != "jax":
+        with pytest.raises(ValueError, match=r"needs the JAX backend.*KERAS_BACKEND="):
+            experiments.use_data_parallel()
+        return
+    env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    results, _ = run_tutorial("vit_mnist.py", tmp_path, data_dir, "--variants", "efficient", "--data-parallel", env=env)
+    assert results["config"]["devices"] == 2
+    assert np.isfinite(results["summary"]["efficient"]["test_loss_mean"])
