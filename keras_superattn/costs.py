@@ -7,6 +7,8 @@ sequence of length `l` with model width `d`.
 
 import dataclasses
 
+from keras_superattn._validation import check_positive_int
+
 VARIANTS = ("standard", "optimized", "efficient", "super")
 
 # Learned (d, d) projections per variant, the output projection included.
@@ -40,9 +42,9 @@ def attention_cost(variant, sequence_length, model_dim, num_heads, use_bias=True
     """
     if variant not in _PROJECTIONS:
         raise ValueError(f"Argument `variant` must be one of {VARIANTS}. Received: variant={variant!r}")
-    for name, value in (("sequence_length", sequence_length), ("model_dim", model_dim), ("num_heads", num_heads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"Argument `{name}` must be a positive integer. Received: {name}={value!r}")
+    check_positive_int("sequence_length", sequence_length)
+    check_positive_int("model_dim", model_dim)
+    check_positive_int("num_heads", num_heads)
     if model_dim % num_heads:
         raise ValueError(
             "Argument `model_dim` must be a multiple of `num_heads`. "

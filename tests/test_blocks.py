@@ -61,6 +61,7 @@ def test_patch_embedding_is_a_linear_map_of_flattened_patches(rng):
 
 def reference_encoder(block, x, mask=None):
     """The block recomputed from its sub-layers, post- or pre-norm."""
+    x = keras.ops.convert_to_tensor(x)
     attend = lambda y: block.attention_layer(y, y, query_mask=mask, value_mask=mask)  # noqa: E731
     ffn = lambda y: block.output_dense(block.intermediate_dense(y))  # noqa: E731
     if block.normalize_first:

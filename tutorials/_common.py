@@ -31,3 +31,28 @@ def settle(args, variants, name):
 def subset(data, train, test):
     (x_train, y_train), (x_test, y_test) = data
     return (x_train[:train], y_train[:train]), (x_test[:test], y_test[:test])
+
+
+def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
+    """The Vision Transformer tutorials: one ViT per variant on `load()`'s images."""
+    from keras_superattn import datasets
+    from keras_superattn import experiments
+    from keras_superattn import models
+
+    args = parser(doc.split("\n")[0], seeds=3, epochs=epochs, batch_size=128).parse_args()
+    variants = settle(args, ("standard", "optimized", "efficient", "super"), name)
+    devices = experiments.use_data_parallel() if args.data_parallel else 1
+    (x_train, y_train), (x_test, y_test) = load(args.data_dir)
+    data = (datasets.images_as_floats(x_train), y_train), (datasets.images_as_floats(x_test), y_test)
+    if args.quick:
+        data = subset(data, train=512, test=256)
+
+    def build(variant):
+        return models.vit_classifier(variant, image_shape, patch_size=patch_size, num_classes=10)
+
+    experiments.compare_variants(
+        build, data, variants, range(args.seeds), args.out,
+        title=title, epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3,
+        loss="sparse_categorical_crossentropy", validation_split=0.1,
+        verbose=1 if not args.quick else 2, devices=devices, patch_size=patch_size,
+    )

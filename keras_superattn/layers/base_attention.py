@@ -9,6 +9,8 @@ from keras import ops
 from keras.src.backend.common.masking import get_keras_mask
 from keras.src.backend.common.masking import set_keras_mask
 
+from keras_superattn._validation import check_positive_int
+
 # Added to the scores of masked keys; the scores are float32 when it is used.
 _MASKED_SCORE = -1e9
 
@@ -79,11 +81,7 @@ class BaseAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads <= 0:
-            raise ValueError(
-                "Argument `num_heads` must be a positive integer. "
-                f"Received: num_heads={num_heads!r}"
-            )
+        check_positive_int("num_heads", num_heads)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(
                 f"Argument `dropout` must be in [0, 1). Received: dropout={dropout!r}"

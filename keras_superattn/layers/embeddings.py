@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_superattn._validation import check_positive_int
+
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
 class TokenAndPositionEmbedding(keras.layers.Layer):
@@ -38,13 +40,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for name, value in (
-            ("vocabulary_size", vocabulary_size),
-            ("sequence_length", sequence_length),
-            ("embedding_dim", embedding_dim),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Argument `{name}` must be a positive integer. Received: {name}={value!r}")
+        check_positive_int("vocabulary_size", vocabulary_size)
+        check_positive_int("sequence_length", sequence_length)
+        check_positive_int("embedding_dim", embedding_dim)
         self.vocabulary_size = vocabulary_size
         self.sequence_length = sequence_length
         self.embedding_dim = embedding_dim
@@ -129,9 +127,8 @@ class PatchEmbedding(keras.layers.Layer):
 
     def __init__(self, patch_size, embedding_dim, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("patch_size", patch_size), ("embedding_dim", embedding_dim)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Argument `{name}` must be a positive integer. Received: {name}={value!r}")
+        check_positive_int("patch_size", patch_size)
+        check_positive_int("embedding_dim", embedding_dim)
         self.patch_size = patch_size
         self.embedding_dim = embedding_dim
 

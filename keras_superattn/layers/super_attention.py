@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_superattn._validation import check_positive_int
 from keras_superattn.layers.base_attention import BaseAttention
 from keras_superattn.layers.base_attention import _length
 
@@ -60,13 +61,7 @@ class SuperAttention(BaseAttention):
         **kwargs,
     ):
         super().__init__(num_heads, **kwargs)
-        if max_length is not None and (
-            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0
-        ):
-            raise ValueError(
-                "Argument `max_length` must be None or a positive integer. "
-                f"Received: max_length={max_length!r}"
-            )
+        check_positive_int("max_length", max_length, allow_none=True)
         self.max_length = max_length
         self.alignment_initializer = keras.initializers.get(alignment_initializer)
         self.alignment_regularizer = keras.regularizers.get(alignment_regularizer)
