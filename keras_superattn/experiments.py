@@ -121,9 +121,10 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
     """
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
     runs = {variant: [train_one(build_model, data, variant, seed, config, out_dir) for seed in seeds] for variant in variants}
+    best_runs = {variant: max(r, key=lambda run: run["test_accuracy"]) for variant, r in runs.items()}
     best_models = {
-        variant: keras.saving.load_model(os.path.join(out_dir, max(r, key=lambda run: run["test_accuracy"])["checkpoint"]))
-        for variant, r in runs.items()
+        variant: keras.saving.load_model(os.path.join(out_dir, run["checkpoint"]))
+        for variant, run in best_runs.items()
     }
     test_batch = data[1][0][: config["batch_size"]]
     latency = batch_latency(best_models, test_batch)
@@ -138,7 +139,7 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
             "test_loss_mean": float(np.mean([run["test_loss"] for run in variant_runs])),
             "epoch_seconds_mean": float(np.mean([run["epoch_seconds"] for run in variant_runs])),
             "batch_latency_ms": 1e3 * latency[variant],
-            "best_checkpoint": max(variant_runs, key=lambda run: run["test_accuracy"])["checkpoint"],
+            "best_checkpoint": best_runs[variant]["checkpoint"],
         }
     results = {
         "backend": keras.backend.backend(),

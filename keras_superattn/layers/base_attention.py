@@ -160,10 +160,9 @@ class BaseAttention(keras.layers.Layer):
             query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask
         )  # (B | 1, l, s) or None
 
-        key = self.key_dense(key) if self.key_dense else key
         q = self._split_heads(self.query_dense(query))  # (B, l, h, d_k)
-        k = self._split_heads(key)  # (B, s, h, d_k)
-        v = self._split_heads(self._form_values(value, value_mask, use_causal_mask))
+        k = self._split_heads(self.key_dense(key) if self.key_dense else key)  # (B, s, h, d_k)
+        v = self._split_heads(self._form_values(value, value_mask, use_causal_mask))  # (B, s, h, d_k)
         heads, weights = self._attend(q, k, v, mask, training, return_attention_scores)
         output = self.output_dense(
             ops.reshape(heads, (-1, _length(heads), self.num_heads * self.head_dim))
