@@ -44,3 +44,12 @@ def data_dir():
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def imdb_test_sequences(data_dir):
+    """The IMDB reference encoding (20,000 words, length 32), test split only."""
+    from keras_superattn import datasets
+
+    _, test = datasets.imdb_sequences(20000, 32, data_dir)
+    return test

@@ -1,0 +1,201 @@
+"""Keras -> .tflite conversion, the LiteRT runtime wrapper, inspection, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_superattn import datasets
+from keras_superattn import deploy
+from keras_superattn import models
+
+VARIANTS = ("standard", "optimized", "efficient", "super")
+on_tensorflow = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="conversion runs on TensorFlow; other backends are covered by test_convert_from_any_backend",
+)
+# Stated tolerance of int8 against float outputs (probabilities in [0, 1]) of
+# these small, briefly trained models: mean absolute error, and a correlation
+# that a model computing garbage (about 0) could not reach. Measured here: mean
+# errors 0.02-0.03 and correlations 0.83-0.99; the 4-block ViTs of the MNIST
+# tutorial lose 0.5-0.8 accuracy points in int8.
+INT8_MEAN_ERROR = 0.05
+INT8_CORRELATION = 0.8
+
+
+def assert_close_int8(got, want):
+    assert np.abs(got - want).mean() <= INT8_MEAN_ERROR, np.abs(got - want).mean()
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] >= INT8_CORRELATION
+
+
+@pytest.fixture(scope="module")
+def mnist_images(data_dir):
+    """Calibration images, test images and labels."""
+    (x_train, _), (x_test, y_test) = datasets.load_mnist(data_dir)
+    return datasets.images_as_floats(x_train[:64]), datasets.images_as_floats(x_test[:64]), y_test[:64]
+
+
+@pytest.fixture(scope="module")
+def trained_vits(data_dir):
+    """Small ViTs after one epoch on 2,048 MNIST images: realistic activations."""
+    (x_train, y_train), _ = datasets.load_mnist(data_dir)
+    x, y = datasets.images_as_floats(x_train[-2048:]), y_train[-2048:]
+    trained = {}
+    for variant in VARIANTS:
+        model = small_vit(variant)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+        trained[variant] = model
+    return trained
+
+
+def small_vit(variant):
+    keras.utils.set_random_seed(1)
+    return models.vit_classifier(variant, (28, 28, 1), patch_size=7, num_classes=10, embedding_dim=32, num_layers=2, intermediate_dim=64)
+
+
+def small_text(variant):
+    keras.utils.set_random_seed(1)
+    return models.text_classifier(variant, 20000, 32)
+
+
+def predict(model, x):
+    return keras.ops.convert_to_numpy(model.predict(x, verbose=0))
+
+
+def check_int8(tmp_path, model, calibration, x):
+    path = tmp_path / "model.tflite"
+    deploy.convert(model, path, representative_data=calibration, num_calibration_samples=64, verbose=False)
+    report = deploy.inspect(path)
+    assert report["full_integer"], report["float_ops"]
+    assert report["static_shapes"] and report["batch_one"]
+    assert set(report["tensor_types"]) <= {"INT8", "INT32", "BOOL"}
+    want = predict(model, x)
+    outputs = {}
+    for xnnpack in (True, False):
+        outputs[xnnpack] = deploy.TFLiteModel(path, use_xnnpack=xnnpack).predict(x)
+        assert_close_int8(outputs[xnnpack], want)
+    # XNNPACK and the builtin kernels round differently inside; both must
+    # stay within the same tolerance of each other as of the float model.
+    assert_close_int8(outputs[True], outputs[False])
+    return path
+
+
+@on_tensorflow
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_vit_int8_is_integer_and_close(tmp_path, mnist_images, trained_vits, variant):
+    calibration, x, _ = mnist_images
+    check_int8(tmp_path, trained_vits[variant], calibration, x)
+
+
+@on_tensorflow
+@pytest.mark.parametrize("variant", VARIANTS + ("mha",))
+def test_text_int8_is_integer_and_close(tmp_path, imdb_test_sequences, variant):
+    tokens = imdb_test_sequences[0]
+    check_int8(tmp_path, small_text(variant), tokens[64:128], tokens[:64])
+
+
+@on_tensorflow
+@pytest.mark.parametrize("quantization, atol", [("float32", 1e-5), ("float16", 1e-2), ("dynamic", 0.05)])
+def test_float_and_dynamic_modes(tmp_path, mnist_images, quantization, atol):
+    _, x, _ = mnist_images
+    model = small_vit("super")
+    path = deploy.convert(model, tmp_path / "m.tflite", quantization=quantization)
+    runtime = deploy.TFLiteModel(path)
+    assert runtime.input["dtype"] == np.float32
+    np.testing.assert_allclose(runtime.predict(x), predict(model, x), atol=atol)
+
+
+@on_tensorflow
+def test_uint8_io_for_coral(tmp_path, mnist_images):
+    calibration, x, _ = mnist_images
+    model = small_vit("efficient")
+    path = deploy.convert(model, tmp_path / "m.tflite", representative_data=calibration, io_dtype="uint8", verbose=False)
+    runtime = deploy.TFLiteModel(path)
+    assert runtime.input["dtype"] == np.uint8 and runtime.output["dtype"] == np.uint8
+    assert_close_int8(runtime.predict(x), predict(model, x))
+
+
+@on_tensorflow
+def test_keras_layer_normalization_is_refused_and_nothing_is_written(tmp_path, mnist_images):
+    calibration, _, _ = mnist_images
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Reshape((28, 28))(inputs)
+    x = keras.layers.LayerNormalization()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(x)))
+    path = tmp_path / "m.tflite"
+    with pytest.raises(ValueError, match=r"not fully integer.*NEG"):
+        deploy.convert(model, path, representative_data=calibration, verbose=False)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(quantization="int4"), r"`quantization` must be one of .*Received: quantization='int4'"),
+        (dict(io_dtype="int16"), r"`io_dtype` must be one of .*Received: io_dtype='int16'"),
+        (dict(representative_data=None), r"`representative_data` is required"),
+        (dict(representative_data=np.zeros((0, 28, 28, 1))), r"at least one sample"),
+        (dict(representative_data=np.zeros((4, 28, 28))), r"must have shape \(N, 28, 28, 1\).*Received: \(4, 28, 28\)"),
+    ],
+)
+def test_bad_arguments_leave_no_file(tmp_path, kwargs, match):
+    path = tmp_path / "m.tflite"
+    with pytest.raises(ValueError, match=match):
+        deploy.convert(small_vit("standard"), path, verbose=False, **kwargs)
+    assert not path.exists()
+
+
+def test_convert_from_any_backend(tmp_path, mnist_images):
+    # On JAX and PyTorch this saves the model and converts in a TensorFlow subprocess.
+    calibration, x, y = mnist_images
+    model = small_vit("super")
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(calibration, np.zeros(len(calibration)), epochs=1, verbose=0)  # optimizer state in the file
+    model.save(tmp_path / "m.keras")
+    path = deploy.convert(str(tmp_path / "m.keras"), tmp_path / "m.tflite", representative_data=calibration, verbose=False)
+    runtime = deploy.TFLiteModel(path)
+    assert_close_int8(runtime.predict(x), predict(model, x))
+    accuracy = runtime.evaluate(x, y)
+    assert accuracy == np.mean(runtime.predict(x).argmax(-1) == y)
+
+
+@on_tensorflow
+def test_inspect_reports_where_attention_leaves_the_edge_tpu(tmp_path, mnist_images):
+    calibration, _, _ = mnist_images
+    path = tmp_path / "m.tflite"
+    deploy.convert(small_vit("standard"), path, representative_data=calibration, verbose=False)
+    report = deploy.inspect(path)
+    tpu = report["edge_tpu"]
+    assert not tpu["compatible"]
+    assert tpu["first_cpu_op"]["op"] in ("TRANSPOSE", "BATCH_MATMUL")
+    assert 0 < tpu["ops_on_tpu_share"] < 1 and 0 < tpu["macs_on_tpu_share"] < 1
+    # The patch projection (a CONV_2D: 16 patches x 32 units x 49 pixels) precedes attention.
+    assert tpu["total_macs"] > 16 * 32 * 49
+    assert report["op_histogram"]["CONV_2D"] == 1
+    text = deploy.format_report(report)
+    assert "first op on the CPU" in text and str(report["size_bytes"]) not in ("", "0")
+
+
+@on_tensorflow
+def test_command_line(tmp_path, mnist_images):
+    calibration, _, _ = mnist_images
+    np.save(tmp_path / "calibration.npy", calibration)
+    small_vit("efficient").save(tmp_path / "m.keras")
+
+    def cli(*args):
+        run = subprocess.run([sys.executable, "-m", "keras_superattn", *args], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stdout
+
+    out = tmp_path / "m.tflite"
+    cli("convert", str(tmp_path / "m.keras"), "--calibration", str(tmp_path / "calibration.npy"), "--out", str(out))
+    assert json.loads(cli("inspect", str(out), "--json"))["full_integer"]
+    bench = json.loads(cli("bench", str(out), "--runs", "5", "--json"))
+    assert bench["median_ms"] > 0 and bench["size_bytes"] == out.stat().st_size
+    for command in ("convert", "inspect", "bench"):
+        assert "usage:" in cli(command, "--help")
