@@ -1,0 +1,49 @@
+"""Every committed .tflite model against its manifest entry, on real test data."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_superattn import datasets
+from keras_superattn import deploy
+
+FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tflite_models")
+with open(os.path.join(FOLDER, "manifest.json")) as f:
+    MANIFEST = json.load(f)
+
+
+@pytest.fixture(scope="module")
+def mnist_test(data_dir):
+    _, (x_test, y_test) = datasets.load_mnist(data_dir)
+    n = MANIFEST["subset_size"]
+    return datasets.images_as_floats(x_test[:n]), y_test[:n]
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST["models"]))
+def test_committed_model_matches_its_manifest(name, request):
+    entry = MANIFEST["models"][name]
+    path = os.path.join(FOLDER, name)
+    with open(path, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == entry["sha256"]
+    report = deploy.inspect(path)
+    assert report["full_integer"] and report["static_shapes"] and report["batch_one"]
+    if name.startswith("imdb"):
+        x, y = request.getfixturevalue("imdb_test_sequences")
+        x, y = x[: MANIFEST["subset_size"]], y[: MANIFEST["subset_size"]]
+    else:
+        x, y = request.getfixturevalue("mnist_test")
+    for xnnpack in (True, False):
+        accuracy = deploy.TFLiteModel(path, use_xnnpack=xnnpack).evaluate(x, y)
+        assert accuracy == pytest.approx(entry["int8_subset_accuracy"], abs=0.005)
+    # The int8 file loses at most one accuracy point on the full test set.
+    assert entry["float_test_accuracy"] - entry["int8_test_accuracy"] <= 0.01
+
+
+def test_every_variant_is_committed():
+    variants = {(e["tutorial"], e["variant"]) for e in MANIFEST["models"].values()}
+    for tutorial in ("tutorials/sentiment_imdb.py", "tutorials/vit_mnist.py"):
+        assert {v for t, v in variants if t == tutorial} == {"standard", "optimized", "efficient", "super"}
+    assert all(np.isfinite(e["latency_relative_to_standard"]) for e in MANIFEST["models"].values())
