@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -22,9 +24,11 @@ import numpy as np  # noqa: E402
 
 from keras_superattn import datasets  # noqa: E402
 from keras_superattn import deploy  # noqa: E402
+from keras_superattn.deploy import arm64  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUBSET = 2000  # the fixed test subset the test suite re-scores
+ARM64_SAMPLES = 50
 
 
 def test_data(task, data_dir):
@@ -41,6 +45,31 @@ def float_accuracy(model, x, y):
     return float(np.mean(predicted == y))
 
 
+_MEMORY_PROBE = """
+import sys
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+def resident_kb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+before = resident_kb()
+interpreter = Interpreter(model_path=sys.argv[1], num_threads=1)
+interpreter.allocate_tensors()
+(source,) = interpreter.get_input_details()
+interpreter.set_tensor(source["index"], np.zeros(source["shape"], source["dtype"]))
+interpreter.invoke()
+print(resident_kb() - before)
+"""
+
+
+def memory_kb(path):
+    """Resident memory that loading, allocating and running the model adds (Linux)."""
+    run = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, path], capture_output=True, text=True, check=True)
+    return int(run.stdout.split()[-1])
+
+
 def latencies(paths, rounds=200):
     models = {name: deploy.TFLiteModel(path, num_threads=1) for name, path in paths.items()}
     samples = {name: [] for name in models}
@@ -55,11 +84,29 @@ def latencies(paths, rounds=200):
     return {name: 1e3 * statistics.median(s) for name, s in samples.items()}
 
 
+def check_arm64(entries, paths, inputs):
+    """Largest int8-step difference between emulated arm64 and x86 outputs."""
+    if arm64.emulator_root() is None:
+        for entry in entries.values():
+            entry["arm64_check"] = f"not run: no emulator ({arm64.ROOT_ENV} unset)"
+        return
+    outputs = arm64.run_on_arm64({paths[name]: inputs[name] for name in entries})
+    for name, entry in entries.items():
+        model = deploy.TFLiteModel(paths[name])
+        x86 = np.stack([model.predict_raw(sample[None])[0] for sample in inputs[name]])
+        steps = int(np.abs(outputs[paths[name]].astype(int) - x86.astype(int)).max())
+        entry["arm64_check"] = {
+            "cpu": f"qemu-aarch64 -cpu {arm64.CPU}, ai-edge-litert aarch64, 1 thread",
+            "samples": len(inputs[name]),
+            "max_int8_step_difference_vs_x86": steps,
+        }
+
+
 def build(task, run_dir, data_dir):
     with open(os.path.join(run_dir, "results.json")) as f:
         results = json.load(f)
     calibration, x_test, y_test = test_data(task, data_dir)
-    entries, paths = {}, {}
+    entries, paths, inputs = {}, {}, {}
     for variant, summary in results["summary"].items():
         if variant == "mha":
             continue
@@ -81,15 +128,17 @@ def build(task, run_dir, data_dir):
             "float_test_accuracy": float_accuracy(keras.saving.load_model(checkpoint, compile=False), x_test, y_test),
             "int8_test_accuracy": model.evaluate(x_test, y_test),
             "int8_subset_accuracy": model.evaluate(x_test[:SUBSET], y_test[:SUBSET]),
-            "arm64_check": "not run yet",
         }
         paths[name] = path
+        inputs[name] = model.quantize(x_test[:ARM64_SAMPLES])
+    check_arm64(entries, paths, inputs)
     timing = latencies(paths)
     standard = timing[f"{task}_standard_int8.tflite"]
     for name, entry in entries.items():
         entry["latency_ms_1_thread"] = timing[name]
         entry["latency_relative_to_standard"] = timing[name] / standard
         entry["size_relative_to_standard"] = entry["size_bytes"] / entries[f"{task}_standard_int8.tflite"]["size_bytes"]
+        entry["memory_kb"] = memory_kb(paths[name])
     return entries
 
 

@@ -3,8 +3,8 @@
 from keras_superattn.deploy.convert import QUANTIZATIONS
 from keras_superattn.deploy.convert import check_full_integer
 from keras_superattn.deploy.convert import convert
-from keras_superattn.deploy.inspect import format_report
-from keras_superattn.deploy.inspect import inspect
+from keras_superattn.deploy.inspection import format_report
+from keras_superattn.deploy.inspection import inspect
 from keras_superattn.deploy.runtime import TFLiteModel
 
 __all__ = ["QUANTIZATIONS", "TFLiteModel", "check_full_integer", "convert", "format_report", "inspect"]

@@ -46,7 +46,8 @@ class TFLiteModel:
         (self.output,) = self.interpreter.get_output_details()
         self.batch_size = int(self.input["shape"][0])
 
-    def _quantize(self, x):
+    def quantize(self, x):
+        """Float inputs in the model's input type (int8 / uint8 via its scale and zero point)."""
         dtype = self.input["dtype"]
         scale, zero_point = self.input["quantization"]
         if np.issubdtype(x.dtype, np.floating) and dtype in (np.int8, np.uint8) and scale:
@@ -54,7 +55,8 @@ class TFLiteModel:
             x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
         return x.astype(dtype)
 
-    def _dequantize(self, y):
+    def dequantize(self, y):
+        """Raw outputs as float32."""
         scale, zero_point = self.output["quantization"]
         if y.dtype in (np.int8, np.uint8) and scale:
             return (y.astype(np.float32) - zero_point) * scale
@@ -62,7 +64,7 @@ class TFLiteModel:
 
     def predict_raw(self, batch):
         """One call on exactly `batch_size` samples; the raw output tensor."""
-        self.interpreter.set_tensor(self.input["index"], self._quantize(np.asarray(batch)))
+        self.interpreter.set_tensor(self.input["index"], self.quantize(np.asarray(batch)))
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output["index"])
 
@@ -81,7 +83,7 @@ class TFLiteModel:
                 f"Received: {len(x)} samples"
             )
         outputs = [
-            self._dequantize(self.predict_raw(x[start : start + self.batch_size]))
+            self.dequantize(self.predict_raw(x[start : start + self.batch_size]))
             for start in range(0, len(x), self.batch_size)
         ]
         return np.concatenate(outputs)
