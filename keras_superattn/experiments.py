@@ -103,6 +103,29 @@ def batch_latency(models, batch, rounds=30, warmup=3):
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
+def convert_best_models(best_runs, out_dir, data, calibration_samples=300):
+    """Converts each variant's best checkpoint to int8 `tflite/<variant>_int8.tflite`.
+
+    Returns `{variant: int8 test accuracy}`; empty, with a message, where the
+    `tflite` extra (TensorFlow and ai-edge-litert) is not installed.
+    """
+    try:
+        from keras_superattn import deploy
+    except ImportError as error:
+        print(f"Skipping the int8 conversion ({error}); pip install 'keras-superattn[tflite]'", flush=True)
+        return {}
+    (x_train, _), (x_test, y_test) = data
+    accuracy = {}
+    for variant, run in best_runs.items():
+        path = os.path.join(out_dir, "tflite", f"{variant}_int8.tflite")
+        deploy.convert(
+            os.path.join(out_dir, run["checkpoint"]), path,
+            representative_data=x_train[:calibration_samples], verbose=False,
+        )
+        accuracy[variant] = deploy.TFLiteModel(path).evaluate(x_test, y_test)
+    return accuracy
+
+
 def compare_variants(build_model, data, variants, seeds, out_dir, **config):
     """Trains each variant with each seed and writes results.json / .md / .png.
 
@@ -111,8 +134,9 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
         data: `((x_train, y_train), (x_test, y_test))` arrays.
         variants: attention names, e.g. `("standard", "optimized", ...)`.
         seeds: iterable of ints; one run per seed and variant.
-        out_dir: folder for `results.json`, `results.md`, `results.png` and
-            `models/<variant>_seed<k>.keras`.
+        out_dir: folder for `results.json`, `results.md`, `results.png`,
+            `models/<variant>_seed<k>.keras` and, for each variant's best
+            run, the int8 file `tflite/<variant>_int8.tflite`.
         **config: `epochs`, `batch_size`, `learning_rate`, `loss`,
             `validation_split`, `verbose`, `title`, and any settings to record.
 
@@ -128,6 +152,7 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
     }
     test_batch = data[1][0][: config["batch_size"]]
     latency = batch_latency(best_models, test_batch)
+    int8_accuracy = convert_best_models(best_runs, out_dir, data)
     summary = {}
     for variant, variant_runs in runs.items():
         accuracies = [run["test_accuracy"] for run in variant_runs]
@@ -140,6 +165,8 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
             "epoch_seconds_mean": float(np.mean([run["epoch_seconds"] for run in variant_runs])),
             "batch_latency_ms": 1e3 * latency[variant],
             "best_checkpoint": best_runs[variant]["checkpoint"],
+            "best_test_accuracy": best_runs[variant]["test_accuracy"],
+            "best_int8_test_accuracy": int8_accuracy.get(variant),
         }
     results = {
         "backend": keras.backend.backend(),
@@ -165,16 +192,21 @@ def markdown_table(results):
         f"### {results['config'].get('title', 'results')} ({results['backend']}, {seeds} seed(s))",
         "",
         "| variant | attention params | total params | test accuracy (mean ± std) "
-        "| test loss | s / epoch | ms / batch |",
-        "|---|---|---|---|---|---|---|",
+        "| test loss | s / epoch | ms / batch | best run: float / int8 accuracy |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for variant, s in results["summary"].items():
         lines.append(
             f"| {variant} | {s['attention_params']:,} | {s['total_params']:,} "
             f"| {100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f} % "
-            f"| {s['test_loss_mean']:.4f} | {s['epoch_seconds_mean']:.2f} | {s['batch_latency_ms']:.2f} |"
+            f"| {s['test_loss_mean']:.4f} | {s['epoch_seconds_mean']:.2f} | {s['batch_latency_ms']:.2f} "
+            f"| {_percent(s.get('best_test_accuracy'))} / {_percent(s.get('best_int8_test_accuracy'))} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _percent(value):
+    return "n/a" if value is None else f"{100 * value:.2f} %"
 
 
 def plot(results, path):

@@ -41,6 +41,8 @@ def test_quick_run_reports_every_variant(tmp_path, data_dir, tutorial, variants)
         assert 0.0 <= summary["test_accuracy_mean"] <= 1.0
         assert summary["batch_latency_ms"] > 0 and summary["epoch_seconds_mean"] > 0
         assert (tmp_path / summary["best_checkpoint"]).is_file()
+        assert (tmp_path / "tflite" / f"{variant}_int8.tflite").is_file()
+        assert 0.0 <= summary["best_int8_test_accuracy"] <= 1.0
         assert f"| {variant} |" in stdout  # the final table
     params = {v: s["attention_params"] for v, s in results["summary"].items()}
     assert params["efficient"] < params["optimized"] < params["standard"]

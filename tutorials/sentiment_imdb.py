@@ -12,7 +12,8 @@ reference.
     python tutorials/sentiment_imdb.py --data-dir ../shared/data   # full run
     python tutorials/sentiment_imdb.py --quick                     # under a minute
 
-Writes results.json, results.md, results.png and models/*.keras to --out.
+Writes results.json, results.md, results.png, models/*.keras and the best
+models as int8 tflite/*.tflite to --out.
 """
 
 import os
