@@ -72,7 +72,7 @@ def check_int8(tmp_path, model, calibration, x):
     deploy.convert(model, path, representative_data=calibration, num_calibration_samples=64, verbose=False)
     report = deploy.inspect(path)
     assert report["full_integer"], report["float_ops"]
-    assert report["static_shapes"] and report["batch_one"]
+    assert report["static_shapes"] and report["batch_one"] and report["builtin_only"]
     assert set(report["tensor_types"]) <= {"INT8", "INT32", "BOOL"}
     want = predict(model, x)
     outputs = {}
@@ -96,7 +96,9 @@ def test_vit_int8_is_integer_and_close(tmp_path, mnist_images, trained_vits, var
 @pytest.mark.parametrize("variant", VARIANTS + ("mha",))
 def test_text_int8_is_integer_and_close(tmp_path, imdb_test_sequences, variant):
     tokens = imdb_test_sequences[0]
-    check_int8(tmp_path, small_text(variant), tokens[64:128], tokens[:64])
+    path = check_int8(tmp_path, small_text(variant), tokens[64:128], tokens[:64])
+    signature = deploy.inspect(path)["signatures"]["serving_default"]
+    assert signature == {"inputs": ["tokens"], "outputs": ["probability"]}
 
 
 @on_tensorflow

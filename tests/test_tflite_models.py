@@ -29,7 +29,10 @@ def test_committed_model_matches_its_manifest(name, request):
     with open(path, "rb") as f:
         assert hashlib.sha256(f.read()).hexdigest() == entry["sha256"]
     report = deploy.inspect(path)
-    assert report["full_integer"] and report["static_shapes"] and report["batch_one"]
+    assert report["full_integer"] and report["builtin_only"] and report["static_shapes"] and report["batch_one"]
+    want = {"inputs": ["tokens"], "outputs": ["probability"]} if name.startswith("imdb") else {
+        "inputs": ["images"], "outputs": ["probabilities"]}
+    assert report["signatures"]["serving_default"] == want
     if name.startswith("imdb"):
         x, y = request.getfixturevalue("imdb_test_sequences")
         x, y = x[: MANIFEST["subset_size"]], y[: MANIFEST["subset_size"]]

@@ -107,10 +107,20 @@ def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtyp
 
     input_dtype = tf.as_dtype(model.inputs[0].dtype)
     signature = [tf.TensorSpec(input_shape, input_dtype, name=model.inputs[0].name)]
+    output_names = model.output_names
     with tempfile.TemporaryDirectory() as saved_model:
         # A SavedModel freezes the weights; converting a tf.function of a
-        # Keras 3 model directly leaves READ_VARIABLE ops behind.
-        model.export(saved_model, format="tf_saved_model", input_signature=signature, verbose=False)
+        # Keras 3 model directly leaves READ_VARIABLE ops behind. The endpoint
+        # returns a dict so that the signature carries the output layers'
+        # names, which Android's signature runner shows.
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(
+            "serving_default",
+            lambda x: dict(zip(output_names, keras.tree.flatten(model(x, training=False)))),
+            input_signature=signature,
+        )
+        archive.write_out(saved_model, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if quantization != "float32":

@@ -42,7 +42,7 @@ def inspect(path):
     """Reports on a `.tflite` file from its flatbuffer alone.
 
     Returns a dict: file size, inputs and outputs (name, shape, shape
-    signature, type, quantization), op histogram, tensor type histogram,
+    signature, type, quantization), signature names, op histogram, tensor type histogram,
     whether shapes are static and the batch is 1, whether the graph is fully
     integer (and the float ops if not), and an Edge TPU section: whether the
     file meets the requirements, the first op that would fall back to the CPU
@@ -70,6 +70,15 @@ def inspect(path):
             "zero_point": zero[:1],
         }
 
+    def names(items):
+        return [item.name.decode() if isinstance(item.name, bytes) else item.name for item in items or []]
+
+    signatures = {
+        (definition.signatureKey.decode() if isinstance(definition.signatureKey, bytes) else definition.signatureKey): {
+            "inputs": names(definition.inputs), "outputs": names(definition.outputs)
+        }
+        for definition in model.signatureDefs or []
+    }
     inputs = [tensor(i) for i in graph.inputs]
     outputs = [tensor(i) for i in graph.outputs]
     static = all(-1 not in t["shape_signature"] for t in map(tensor, range(len(graph.tensors))))
@@ -91,11 +100,13 @@ def inspect(path):
         "size_bytes": os.path.getsize(path),
         "inputs": inputs,
         "outputs": outputs,
+        "signatures": signatures,
         "num_ops": len(ops),
         "op_histogram": dict(collections.Counter(op.name for op in ops).most_common()),
         "tensor_types": dict(collections.Counter(t["type"] for t in map(tensor, range(len(graph.tensors))))),
         "static_shapes": static,
         "batch_one": batch_one,
+        "builtin_only": all(op.name != "CUSTOM" for op in ops),  # no Flex or custom ops
         "full_integer": not floats,
         "float_ops": [f"#{op.index} {op.name}" for op in floats],
         "edge_tpu": {
@@ -122,9 +133,10 @@ def format_report(report):
         f"{report['path']}: {report['size_bytes']:,} bytes, {report['num_ops']} ops",
         *(f"  input  {t['name']}: {t['shape']} {t['type']} (signature {t['shape_signature']})" for t in report["inputs"]),
         *(f"  output {t['name']}: {t['shape']} {t['type']} (signature {t['shape_signature']})" for t in report["outputs"]),
+        *(f"  signature {key}: inputs {sig['inputs']}, outputs {sig['outputs']}" for key, sig in report["signatures"].items()),
         "  ops: " + ", ".join(f"{name} x{count}" for name, count in report["op_histogram"].items()),
         "  tensor types: " + ", ".join(f"{name} x{count}" for name, count in report["tensor_types"].items()),
-        f"  static shapes: {report['static_shapes']}, batch 1: {report['batch_one']}, "
+        f"  builtin ops only: {report['builtin_only']}, static shapes: {report['static_shapes']}, batch 1: {report['batch_one']}, "
         f"full integer: {report['full_integer']}" + (f" (float ops: {report['float_ops']})" if report["float_ops"] else ""),
         f"  Edge TPU: {'compatible' if tpu['compatible'] else 'not fully compatible'}",
     ]
