@@ -79,9 +79,10 @@ def inspect(path):
         }
         for definition in model.signatureDefs or []
     }
-    inputs = [tensor(i) for i in graph.inputs]
-    outputs = [tensor(i) for i in graph.outputs]
-    static = all(-1 not in t["shape_signature"] for t in map(tensor, range(len(graph.tensors))))
+    tensors = [tensor(i) for i in range(len(graph.tensors))]
+    inputs = [tensors[i] for i in graph.inputs]
+    outputs = [tensors[i] for i in graph.outputs]
+    static = all(-1 not in t["shape_signature"] for t in tensors)
     batch_one = all(t["shape"][:1] == [1] for t in inputs + outputs)
     floats = flatbuffer.float_ops(ops)
 
@@ -103,7 +104,7 @@ def inspect(path):
         "signatures": signatures,
         "num_ops": len(ops),
         "op_histogram": dict(collections.Counter(op.name for op in ops).most_common()),
-        "tensor_types": dict(collections.Counter(t["type"] for t in map(tensor, range(len(graph.tensors))))),
+        "tensor_types": dict(collections.Counter(t["type"] for t in tensors)),
         "static_shapes": static,
         "batch_one": batch_one,
         "builtin_only": all(op.name != "CUSTOM" for op in ops),  # no Flex or custom ops
