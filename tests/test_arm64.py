@@ -11,9 +11,12 @@ from keras_superattn import deploy
 from keras_superattn.deploy import arm64
 
 FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tflite_models")
-# Emulated arm64 and x86 both run XNNPACK, whose kernels differ by CPU; a few
-# int8 steps of the output (1/256 for probabilities) is the agreed bound.
-MAX_STEPS = 8
+# Emulated arm64 and x86 both run XNNPACK, whose kernels round differently per
+# CPU. Nearly every output value must agree within a few int8 steps (1/256 of
+# probability); a sample near a decision boundary may move further (11 steps
+# measured once on a ViT, decision unchanged), but no decision may change. A
+# systematic fault, such as qemu's -cpu max (140+ steps), fails all three.
+CLOSE_STEPS, CLOSE_SHARE, MAX_STEPS = 3, 0.99, 16
 SAMPLES = 20
 
 
@@ -41,5 +44,10 @@ def test_committed_models_match_x86_on_arm64(emulator, data_dir, imdb_test_seque
         x86[path] = np.stack([model.predict_raw(sample[None])[0] for sample in jobs[path]])
     outputs = arm64.run_on_arm64(jobs, emulator)
     for path in jobs:
-        steps = np.abs(outputs[path].astype(int) - x86[path].astype(int)).max()
-        assert steps <= MAX_STEPS, f"{os.path.basename(path)}: {steps} int8 steps from x86"
+        name = os.path.basename(path)
+        arm, ref = outputs[path].astype(int), x86[path].astype(int)
+        steps = np.abs(arm - ref)
+        assert steps.max() <= MAX_STEPS, f"{name}: {steps.max()} int8 steps from x86"
+        assert np.mean(steps <= CLOSE_STEPS) >= CLOSE_SHARE, f"{name}: {np.mean(steps <= CLOSE_STEPS):.3f} close"
+        decisions = (lambda o: o.argmax(-1)) if ref.shape[-1] > 1 else (lambda o: o[:, 0] > 0)
+        np.testing.assert_array_equal(decisions(arm), decisions(ref), err_msg=name)
