@@ -56,24 +56,21 @@ def test_standard_equals_multi_head_attention(rng, causal):
     )
 
 
-def test_optimized_equals_standard_with_identity_value_projection(rng):
+@pytest.mark.parametrize(
+    "larger, projection, smaller",
+    [
+        (layers.StandardAttention, "value_dense", layers.OptimizedAttention),  # Wv = I
+        (layers.OptimizedAttention, "key_dense", layers.EfficientAttention),  # Wk = I
+    ],
+)
+def test_an_identity_projection_is_the_smaller_variant(rng, larger, projection, smaller):
     x = rng.normal(size=(B, L, D)).astype("float32")
-    standard = built(layers.StandardAttention, x)
-    standard.value_dense.kernel.assign(np.eye(D))
-    standard.value_dense.bias.assign(np.zeros(D))
-    optimized = built(layers.OptimizedAttention, x)
-    copy_shared_weights(standard, optimized)
-    np.testing.assert_allclose(numpy(optimized(x)), numpy(standard(x)), atol=ATOL)
-
-
-def test_efficient_equals_optimized_with_identity_key_projection(rng):
-    x = rng.normal(size=(B, L, D)).astype("float32")
-    optimized = built(layers.OptimizedAttention, x)
-    optimized.key_dense.kernel.assign(np.eye(D))
-    optimized.key_dense.bias.assign(np.zeros(D))
-    efficient = built(layers.EfficientAttention, x)
-    copy_shared_weights(optimized, efficient)
-    np.testing.assert_allclose(numpy(efficient(x)), numpy(optimized(x)), atol=ATOL)
+    source = built(larger, x)
+    getattr(source, projection).kernel.assign(np.eye(D))
+    getattr(source, projection).bias.assign(np.zeros(D))
+    target = built(smaller, x)
+    copy_shared_weights(source, target)
+    np.testing.assert_allclose(numpy(target(x)), numpy(source(x)), atol=ATOL)
 
 
 @pytest.mark.parametrize("causal", [False, True])
