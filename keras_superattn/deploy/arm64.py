@@ -13,6 +13,8 @@ import tempfile
 
 import numpy as np
 
+from keras_superattn.deploy import arm64_runner
+
 ROOT_ENV = "KERAS_SUPERATTN_ARM64_ROOT"
 CPU = "cortex-a76"
 _RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "arm64_runner.py")
@@ -53,3 +55,8 @@ def run_on_arm64(jobs, root=None, timeout=600):
         if run.returncode != 0 or "aarch64" not in run.stdout:
             raise RuntimeError(f"The arm64 run failed ({run.returncode}): {run.stdout[-500:]} {run.stderr[-1500:]}")
         return {model: np.load(job["outputs"]) for model, job in zip(jobs, spec)}
+
+
+def run_on_host(jobs):
+    """Runs the same jobs as `run_on_arm64` on this machine, with the same code."""
+    return {model: arm64_runner.run(os.path.abspath(model), np.asarray(inputs)) for model, inputs in jobs.items()}

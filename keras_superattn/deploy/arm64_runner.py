@@ -1,7 +1,8 @@
 """Runs .tflite files on raw (already quantized) inputs; saves raw outputs.
 
 Standalone on purpose: it runs inside the emulated arm64 Python, which has
-only numpy and ai-edge-litert.
+only numpy and ai-edge-litert. The host imports `run` to compute its side of
+a comparison with exactly the same code.
 
     python arm64_runner.py JOBS.json
 JOBS.json: [{"model": path, "inputs": path.npy, "outputs": path.npy}, ...]
