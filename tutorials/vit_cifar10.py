@@ -5,6 +5,8 @@ kernel for Super Attention), embedding width 64, 4 heads, 4 pre-norm blocks
 with a 128-wide GELU feed-forward network. Adam at 1e-3, batch 128, 10% of
 the training set for validation. With the local `cifar10.npz` only the first
 20,000 training images exist, so accuracies are below full-data numbers.
+A full run (4 variants x 3 seeds) takes about 35 minutes on 2 CPU cores;
+its results are in REPRODUCTION.md.
 
     python tutorials/vit_cifar10.py --data-dir ../shared/data
     python tutorials/vit_cifar10.py --quick
