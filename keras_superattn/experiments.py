@@ -7,6 +7,7 @@ interleaved loop so that machine load hits them alike.
 """
 
 import json
+import math
 import os
 import statistics
 import time
@@ -51,13 +52,30 @@ def use_data_parallel():
     return len(devices)
 
 
+def adam(config, train_samples):
+    """Adam at `learning_rate`, constant or, with `learning_rate_schedule="cosine"`,
+    decayed to zero along a cosine over all training steps."""
+    learning_rate = config["learning_rate"]
+    schedule = config.get("learning_rate_schedule", "constant")
+    if schedule == "cosine":
+        fit_samples = int(train_samples * (1 - config["validation_split"]))  # as fit() splits
+        steps = config["epochs"] * math.ceil(fit_samples / config["batch_size"])
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    elif schedule != "constant":
+        raise ValueError(
+            "Argument `learning_rate_schedule` must be 'constant' or 'cosine'. "
+            f"Received: learning_rate_schedule={schedule!r}"
+        )
+    return keras.optimizers.Adam(learning_rate)
+
+
 def train_one(build_model, data, variant, seed, config, out_dir):
     """Trains one model; returns its test metrics and the best checkpoint's path."""
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
     model = build_model(variant)
     model.compile(
-        optimizer=keras.optimizers.Adam(config["learning_rate"]),
+        optimizer=adam(config, len(x_train)),
         loss=config["loss"],
         metrics=["accuracy"],
     )
@@ -137,8 +155,10 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
         out_dir: folder for `results.json`, `results.md`, `results.png`,
             `models/<variant>_seed<k>.keras` and, for each variant's best
             run, the int8 file `tflite/<variant>_int8.tflite`.
-        **config: `epochs`, `batch_size`, `learning_rate`, `loss`,
-            `validation_split`, `verbose`, `title`, and any settings to record.
+        **config: `epochs`, `batch_size`, `learning_rate`,
+            `learning_rate_schedule` (`"constant"`, the default, or
+            `"cosine"`), `loss`, `validation_split`, `verbose`, `title`, and
+            any settings to record.
 
     Returns:
         The results dictionary written to `results.json`.

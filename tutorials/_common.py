@@ -53,6 +53,6 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
     experiments.compare_variants(
         build, data, variants, range(args.seeds), args.out,
         title=title, epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3,
-        loss="sparse_categorical_crossentropy", validation_split=0.1,
+        learning_rate_schedule="cosine", loss="sparse_categorical_crossentropy", validation_split=0.1,
         verbose=1 if not args.quick else 2, devices=devices, patch_size=patch_size,
     )

@@ -2,9 +2,10 @@
 
 32 x 32 x 3 images cut into 4 x 4 patches (64 patches, a 64 x 64 alignment
 kernel for Super Attention), embedding width 64, 4 heads, 4 pre-norm blocks
-with a 128-wide GELU feed-forward network. Adam at 1e-3, batch 128, 10% of
-the training set for validation. With the local `cifar10.npz` only the first
-20,000 training images exist, so accuracies are below full-data numbers.
+with a 128-wide GELU feed-forward network. Adam at 1e-3 with a cosine decay
+to zero, batch 128, 10 epochs, 10% of the training set for validation. With
+the local `cifar10.npz` only the first 20,000 training images exist, so
+accuracies are below full-data numbers.
 A full run (4 variants x 3 seeds) takes about 35 minutes on 2 CPU cores;
 its results are in REPRODUCTION.md.
 
