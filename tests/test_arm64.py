@@ -13,10 +13,11 @@ from keras_superattn.deploy import arm64
 FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tflite_models")
 # Emulated arm64 and x86 both run XNNPACK, whose kernels round differently per
 # CPU. Nearly every output value must agree within a few int8 steps (1/256 of
-# probability); a sample near a decision boundary may move further (11 steps
-# measured once on a ViT, decision unchanged), but no decision may change. A
+# probability); a sample near a decision boundary may move further (17 steps
+# measured on one of 200 MNIST test samples, 0.45 vs 0.51 for the top class
+# of the Super ViT, decision unchanged), but no decision may change. A
 # systematic fault, such as qemu's -cpu max (140+ steps), fails all three.
-CLOSE_STEPS, CLOSE_SHARE, MAX_STEPS = 3, 0.99, 16
+CLOSE_STEPS, CLOSE_SHARE, MAX_STEPS = 3, 0.99, 24
 SAMPLES = 20
 
 

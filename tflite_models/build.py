@@ -118,7 +118,7 @@ def build(task, run_dir, data_dir):
             digest = hashlib.sha256(f.read()).hexdigest()
         entries[name] = {
             "tutorial": f"tutorials/{'sentiment_imdb' if task == 'imdb' else 'vit_mnist'}.py",
-            "settings": {key: results["config"][key] for key in ("title", "epochs", "batch_size") if key in results["config"]},
+            "settings": {key: results["config"][key] for key in ("title", "epochs", "batch_size", "learning_rate_schedule") if key in results["config"]},
             "seeds_trained": len(results["seeds"]),
             "variant": variant,
             "checkpoint": summary["best_checkpoint"],
