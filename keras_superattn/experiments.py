@@ -53,8 +53,8 @@ def use_data_parallel():
 
 
 def adam(config, train_samples):
-    """Adam at `learning_rate`, constant or, with `learning_rate_schedule="cosine"`,
-    decayed to zero along a cosine over all training steps."""
+    """Adam at `learning_rate`, which `learning_rate_schedule="cosine"` decays
+    to zero along a cosine over exactly the steps `fit` will take."""
     learning_rate = config["learning_rate"]
     schedule = config.get("learning_rate_schedule", "constant")
     if schedule == "cosine":
