@@ -109,6 +109,12 @@ def train_one(build_model, data, variant, seed, config, out_dir):
 def batch_latency(models, batch, rounds=30, warmup=3):
     """Median seconds of one inference batch per model, timed interleaved."""
     calls = {name: (lambda m=model: keras.ops.convert_to_numpy(m(batch, training=False))) for name, model in models.items()}
+    return interleaved_median_seconds(calls, rounds, warmup)
+
+
+def interleaved_median_seconds(calls, rounds, warmup):
+    """Median seconds of each `{name: call}`, the calls taking turns so that
+    machine load hits them alike."""
     for call in calls.values():
         for _ in range(warmup):
             call()

@@ -12,10 +12,8 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -24,7 +22,9 @@ import numpy as np  # noqa: E402
 
 from keras_superattn import datasets  # noqa: E402
 from keras_superattn import deploy  # noqa: E402
+from keras_superattn import experiments  # noqa: E402
 from keras_superattn.deploy import arm64  # noqa: E402
+from keras_superattn.deploy import runtime  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUBSET = 2000  # the fixed test subset the test suite re-scores
@@ -41,8 +41,7 @@ def test_data(task, data_dir):
 
 def float_accuracy(model, x, y):
     probabilities = keras.ops.convert_to_numpy(model.predict(x, batch_size=256, verbose=0))
-    predicted = (probabilities[:, 0] > 0.5) if probabilities.shape[-1] == 1 else probabilities.argmax(-1)
-    return float(np.mean(predicted == y))
+    return runtime.classification_accuracy(probabilities, y)
 
 
 _MEMORY_PROBE = """
@@ -72,16 +71,11 @@ def memory_kb(path):
 
 def latencies(paths, rounds=200):
     models = {name: deploy.TFLiteModel(path, num_threads=1) for name, path in paths.items()}
-    samples = {name: [] for name in models}
     for model in models.values():
         model.interpreter.set_tensor(model.input["index"], np.zeros(model.input["shape"], model.input["dtype"]))
-        model.interpreter.invoke()
-    for _ in range(rounds):
-        for name, model in models.items():
-            start = time.perf_counter()
-            model.interpreter.invoke()
-            samples[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(s) for name, s in samples.items()}
+    calls = {name: model.interpreter.invoke for name, model in models.items()}
+    seconds = experiments.interleaved_median_seconds(calls, rounds, warmup=1)
+    return {name: 1e3 * value for name, value in seconds.items()}
 
 
 def check_arm64(entries, paths, inputs):

@@ -90,10 +90,14 @@ class TFLiteModel:
 
     def evaluate(self, x, y):
         """Classification accuracy: sigmoid (one unit) or softmax outputs."""
-        probabilities = self.predict(x)
-        y = np.asarray(y).reshape(-1)
-        if probabilities.shape[-1] == 1:
-            predicted = (probabilities[:, 0] > 0.5).astype(y.dtype)
-        else:
-            predicted = probabilities.argmax(-1)
-        return float(np.mean(predicted == y))
+        return classification_accuracy(self.predict(x), y)
+
+
+def classification_accuracy(probabilities, labels):
+    """Share of right decisions: `p > 0.5` for one sigmoid unit, else argmax."""
+    labels = np.asarray(labels).reshape(-1)
+    if probabilities.shape[-1] == 1:
+        predicted = (probabilities[:, 0] > 0.5).astype(labels.dtype)
+    else:
+        predicted = probabilities.argmax(-1)
+    return float(np.mean(predicted == labels))
