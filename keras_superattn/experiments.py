@@ -15,6 +15,7 @@ import time
 import keras
 import numpy as np
 
+from keras_superattn._validation import check_positive_int
 from keras_superattn.layers import TransformerEncoder
 
 
@@ -29,6 +30,41 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.perf_counter() - self._start)
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the model whenever `val_accuracy` beats its best so far.
+
+    Like `keras.callbacks.ModelCheckpoint(save_best_only=True)`, but each
+    file is written under a temporary name beside `path` and then renamed
+    onto it, so an interrupted save never replaces a good checkpoint with a
+    partial one. `best` is the best validation accuracy seen.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.best = -math.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = (logs or {}).get("val_accuracy")
+        if accuracy is None:
+            raise ValueError("BestCheckpoint needs `val_accuracy`: fit with validation data")
+        if accuracy > self.best:
+            self.best = float(accuracy)
+            save_model_atomically(self.model, self.path)
+
+
+def save_model_atomically(model, path):
+    """`model.save(path)` that leaves either the old file or the new one."""
+    directory, name = os.path.split(os.path.abspath(path))
+    partial = os.path.join(directory, f".{name}.partial.keras")
+    try:
+        model.save(partial)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
 
 
 def attention_params(model):
@@ -81,9 +117,7 @@ def train_one(build_model, data, variant, seed, config, out_dir):
     )
     path = os.path.join(out_dir, "models", f"{variant}_seed{seed}.keras")
     timer = EpochTimer()
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        path, monitor="val_accuracy", mode="max", save_best_only=True
-    )
+    checkpoint = BestCheckpoint(path)
     print(f"\n--- {variant}, seed {seed} ---", flush=True)
     model.fit(
         x_train, y_train,
@@ -97,6 +131,7 @@ def train_one(build_model, data, variant, seed, config, out_dir):
     )
     return {
         "seed": seed,
+        "validation_accuracy": checkpoint.best,
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
         "epoch_seconds": float(np.mean(timer.seconds)),
@@ -157,7 +192,9 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
         build_model: `variant -> keras.Model` (uncompiled).
         data: `((x_train, y_train), (x_test, y_test))` arrays.
         variants: attention names, e.g. `("standard", "optimized", ...)`.
-        seeds: iterable of ints; one run per seed and variant.
+        seeds: iterable of ints; one run per seed and variant. Each
+            variant's best run, the one whose model is kept and converted,
+            is the one with the best validation accuracy.
         out_dir: folder for `results.json`, `results.md`, `results.png`,
             `models/<variant>_seed<k>.keras` and, for each variant's best
             run, the int8 file `tflite/<variant>_int8.tflite`.
@@ -169,9 +206,14 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
     Returns:
         The results dictionary written to `results.json`.
     """
+    seeds, variants = list(seeds), list(variants)
+    for name, values in (("seeds", seeds), ("variants", variants)):
+        if not values:
+            raise ValueError(f"Argument `{name}` must not be empty. Received: {name}={values}")
+    check_config(config)
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
     runs = {variant: [train_one(build_model, data, variant, seed, config, out_dir) for seed in seeds] for variant in variants}
-    best_runs = {variant: max(r, key=lambda run: run["test_accuracy"]) for variant, r in runs.items()}
+    best_runs = {variant: max(r, key=lambda run: run["validation_accuracy"]) for variant, r in runs.items()}
     best_models = {
         variant: keras.saving.load_model(os.path.join(out_dir, run["checkpoint"]))
         for variant, run in best_runs.items()
@@ -191,6 +233,7 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
             "epoch_seconds_mean": float(np.mean([run["epoch_seconds"] for run in variant_runs])),
             "batch_latency_ms": 1e3 * latency[variant],
             "best_checkpoint": best_runs[variant]["checkpoint"],
+            "best_validation_accuracy": best_runs[variant]["validation_accuracy"],
             "best_test_accuracy": best_runs[variant]["test_accuracy"],
             "best_int8_test_accuracy": int8_accuracy.get(variant),
         }
@@ -198,7 +241,7 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
         "config": {key: value for key, value in config.items() if key != "verbose"},
-        "seeds": list(seeds),
+        "seeds": seeds,
         "runs": runs,
         "summary": summary,
     }
@@ -210,6 +253,25 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
     plot(results, os.path.join(out_dir, "results.png"))
     print("\n" + table, flush=True)
     return results
+
+
+def check_config(config):
+    """Fails before any data is touched when a training setting is missing or wrong."""
+    missing = sorted({"epochs", "batch_size", "learning_rate", "loss", "validation_split", "verbose"} - set(config))
+    if missing:
+        raise ValueError(f"compare_variants is missing the settings {missing}. Received: {sorted(config)}")
+    for name in ("epochs", "batch_size"):
+        check_positive_int(name, config[name])
+    if not config["learning_rate"] > 0:
+        raise ValueError(
+            f"Argument `learning_rate` must be positive. Received: learning_rate={config['learning_rate']!r}"
+        )
+    split = config["validation_split"]
+    if not 0 < split < 1:
+        raise ValueError(
+            "Argument `validation_split` must be in (0, 1): the best checkpoint is chosen on it. "
+            f"Received: validation_split={split!r}"
+        )
 
 
 def markdown_table(results):

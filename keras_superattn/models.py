@@ -3,6 +3,7 @@
 import keras
 
 from keras_superattn.layers import LayerNormalization
+from keras_superattn.layers import MaskedAveragePooling
 from keras_superattn.layers import PatchEmbedding
 from keras_superattn.layers import TokenAndPositionEmbedding
 from keras_superattn.layers import TransformerEncoder
@@ -62,7 +63,7 @@ def text_classifier(
         )(x)
     if normalize_first:
         x = LayerNormalization(epsilon=layer_norm_epsilon, name="final_norm")(x)
-    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    x = MaskedAveragePooling(name="pool")(x)
     x = keras.layers.Dropout(dropout)(x)
     if hidden_dim:
         x = keras.layers.Dense(hidden_dim, activation="relu", name="hidden")(x)

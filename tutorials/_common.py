@@ -3,11 +3,22 @@
 import argparse
 
 
+def positive_int(text):
+    """argparse type: a positive integer, else a usage error before any work."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def parser(description, seeds, epochs, batch_size):
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--seeds", type=int, default=seeds, help=f"runs per variant (default {seeds})")
-    p.add_argument("--epochs", type=int, default=epochs, help=f"(default {epochs})")
-    p.add_argument("--batch-size", type=int, default=batch_size, help=f"(default {batch_size})")
+    p.add_argument("--seeds", type=positive_int, default=seeds, help=f"runs per variant (default {seeds})")
+    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"(default {epochs})")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"(default {batch_size})")
     p.add_argument("--out", default=None, help="output folder (default runs/<tutorial>)")
     p.add_argument("--data-dir", default=None, help="local dataset files (default $KERAS_SUPERATTN_DATA, else download)")
     p.add_argument("--variants", default=None, help="comma-separated subset of the variants")

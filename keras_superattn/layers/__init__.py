@@ -5,6 +5,7 @@ from keras_superattn.layers.efficient_attention import EfficientAttention
 from keras_superattn.layers.embeddings import PatchEmbedding
 from keras_superattn.layers.embeddings import TokenAndPositionEmbedding
 from keras_superattn.layers.layer_normalization import LayerNormalization
+from keras_superattn.layers.masked_average_pooling import MaskedAveragePooling
 from keras_superattn.layers.optimized_attention import OptimizedAttention
 from keras_superattn.layers.standard_attention import StandardAttention
 from keras_superattn.layers.super_attention import SuperAttention
@@ -14,6 +15,7 @@ __all__ = [
     "BaseAttention",
     "EfficientAttention",
     "LayerNormalization",
+    "MaskedAveragePooling",
     "PatchEmbedding",
     "TokenAndPositionEmbedding",
     "OptimizedAttention",

@@ -3,13 +3,11 @@
 import keras
 from keras import ops
 
-# Keras keeps the mask of a tensor in a private attribute; these two helpers are
-# how `keras.layers.MultiHeadAttention` reads and writes it. keras is pinned to
-# 3.15.x in setup.cfg, so the private import is stable for us.
-from keras.src.backend.common.masking import get_keras_mask
-from keras.src.backend.common.masking import set_keras_mask
-
+from keras_superattn._keras_compat import clone_initializer
+from keras_superattn._keras_compat import get_keras_mask
+from keras_superattn._keras_compat import set_keras_mask
 from keras_superattn._validation import check_positive_int
+from keras_superattn._validation import check_rate
 
 # Added to the scores of masked keys; the scores are float32 when it is used.
 _MASKED_SCORE = -1e9
@@ -81,13 +79,8 @@ class BaseAttention(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
-        check_positive_int("num_heads", num_heads)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(
-                f"Argument `dropout` must be in [0, 1). Received: dropout={dropout!r}"
-            )
-        self.num_heads = num_heads
-        self.dropout = dropout
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        self.dropout = check_rate("dropout", dropout)
         self.use_bias = use_bias
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -107,19 +100,16 @@ class BaseAttention(keras.layers.Layer):
         self.key_dense = self._dense("key", key_shape) if self.projects_key else None
         self.value_dense = self._dense("value", value_shape) if self.projects_value else None
         self.output_dense = self._dense("attention_output", query_shape)
-        self.dropout_layer = keras.layers.Dropout(self.dropout, seed=self.seed)
+        self.dropout_layer = keras.layers.Dropout(
+            self.dropout, seed=self.seed, dtype=self.dtype_policy
+        )
 
     def _dense(self, name, input_shape):
-        def fresh(initializer):
-            # A separate instance per projection, as MultiHeadAttention does,
-            # so no two kernels share an initializer's state.
-            return initializer.__class__.from_config(initializer.get_config())
-
         layer = keras.layers.Dense(
             input_shape[-1],
             use_bias=self.use_bias,
-            kernel_initializer=fresh(self.kernel_initializer),
-            bias_initializer=fresh(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             kernel_regularizer=self.kernel_regularizer,
             bias_regularizer=self.bias_regularizer,
             kernel_constraint=self.kernel_constraint,
@@ -130,8 +120,12 @@ class BaseAttention(keras.layers.Layer):
         layer.build(input_shape)
         return layer
 
-    def _form_values(self, value, value_mask, use_causal_mask):
-        """Maps the value input `(B, s, d)` to the values before the split."""
+    def _form_values(self, value, source_mask, use_causal_mask):
+        """Maps the value input `(B, s, d)` to the values before the split.
+
+        `source_mask` is the `(B, s)` padding mask of the key/value positions
+        (value and key masks combined), or None.
+        """
         return self.value_dense(value) if self.value_dense else value
 
     def call(
@@ -162,7 +156,8 @@ class BaseAttention(keras.layers.Layer):
 
         q = self._split_heads(self.query_dense(query))  # (B, l, h, d_k)
         k = self._split_heads(self.key_dense(key) if self.key_dense else key)  # (B, s, h, d_k)
-        v = self._split_heads(self._form_values(value, value_mask, use_causal_mask))  # (B, s, h, d_k)
+        source_mask = _and_masks(value_mask, key_mask)  # (B, s) or None
+        v = self._split_heads(self._form_values(value, source_mask, use_causal_mask))  # (B, s, h, d_k)
         heads, weights = self._attend(q, k, v, mask, training, return_attention_scores)
         output = self.output_dense(
             ops.reshape(heads, (-1, _length(heads), self.num_heads * self.head_dim))
@@ -178,7 +173,11 @@ class BaseAttention(keras.layers.Layer):
     def _attend(self, q, k, v, mask, training, return_weights):
         """Attention per head on `(B, l, h, d_k)` tensors; returns the same layout."""
         mask = None if mask is None else mask[:, None]  # (B | 1, 1, l, s)
-        if not return_weights and not (training and self.dropout > 0):
+        # The fused kernel computes in the input dtype; under mixed precision
+        # the explicit path below keeps the softmax in float32, so the result
+        # does not depend on `return_attention_scores`.
+        fused = self.compute_dtype == "float32"
+        if fused and not return_weights and not (training and self.dropout > 0):
             return ops.dot_product_attention(q, k, v, mask=mask), None
         q = ops.transpose(q, (0, 2, 1, 3))  # (B, h, l, d_k)
         k = ops.transpose(k, (0, 2, 3, 1))  # (B, h, d_k, s)
@@ -191,12 +190,17 @@ class BaseAttention(keras.layers.Layer):
         return ops.transpose(heads, (0, 2, 1, 3)), weights  # (B, l, h, d_k)
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        value_shape = query_shape if value_shape is None else value_shape
+        key_shape = value_shape if key_shape is None else key_shape
+        _check_shapes(self.num_heads, query_shape, value_shape, key_shape)
         return tuple(query_shape)
 
     def compute_output_spec(
         self, query, value=None, key=None, return_attention_scores=False, **kwargs
     ):
         value = query if value is None else value
+        key = value if key is None else key
+        _check_shapes(self.num_heads, query.shape, value.shape, key.shape)
         masks = ("query_mask", "value_mask", "key_mask", "attention_mask")
         _check_masks(query, value, *(kwargs.get(name) for name in masks))
         output = keras.KerasTensor(query.shape, dtype=self.compute_dtype)
@@ -259,23 +263,46 @@ def _check_shapes(num_heads, query_shape, value_shape, key_shape):
 
 def _check_masks(query, value, query_mask, value_mask, key_mask, attention_mask):
     batch, length, source_length = query.shape[0], query.shape[1], value.shape[1]
-    expected = {
-        "query_mask": (query_mask, (batch, length)),
-        "value_mask": (value_mask, (batch, source_length)),
-        "key_mask": (key_mask, (batch, source_length)),
-        "attention_mask": (attention_mask, (batch, length, source_length)),
-    }
-    for name, (mask, shape) in expected.items():
-        if mask is None:
-            continue
-        received = tuple(mask.shape)
-        if len(received) != len(shape) or any(
-            None not in (got, want) and got != want for got, want in zip(received, shape)
-        ):
+    for name, mask, shape in (
+        ("query_mask", query_mask, (batch, length)),
+        ("value_mask", value_mask, (batch, source_length)),
+        ("key_mask", key_mask, (batch, source_length)),
+    ):
+        if mask is not None and not _fits(tuple(mask.shape), shape):
             raise ValueError(
                 f"Argument `{name}` must have shape {shape} (None: any size). "
-                f"Received: {name}.shape={received}"
+                f"Received: {name}.shape={tuple(mask.shape)}"
             )
+    if attention_mask is None:
+        return
+    received = tuple(attention_mask.shape)
+    # As in MultiHeadAttention, a mask shared by the batch may omit it or be 1.
+    shared = received[:1] in ((1,), (None,)) or len(received) == 2
+    if len(received) not in (2, 3) or not _fits(
+        received[-2:], (length, source_length)
+    ) or not (shared or _fits(received[:1], (batch,))):
+        raise ValueError(
+            "Argument `attention_mask` must have shape (batch, l, s), (1, l, s) or "
+            f"(l, s), here {(batch, length, source_length)} (None: any size). "
+            f"Received: attention_mask.shape={received}"
+        )
+
+
+def _fits(received, expected):
+    return len(received) == len(expected) and all(
+        None in (got, want) or got == want for got, want in zip(received, expected)
+    )
+
+
+def _and_masks(*masks):
+    """The logical AND of the masks that are not None, as bool; None if none is."""
+    masks = [ops.cast(mask, "bool") for mask in masks if mask is not None]
+    if not masks:
+        return None
+    combined = masks[0]
+    for mask in masks[1:]:
+        combined = ops.logical_and(combined, mask)
+    return combined
 
 
 def _combine_masks(query, value, query_mask, value_mask, key_mask, attention_mask, causal):
@@ -287,14 +314,12 @@ def _combine_masks(query, value, query_mask, value_mask, key_mask, attention_mas
         if mask is not None:
             parts.append(ops.cast(mask, "bool")[:, None, :])  # (B, 1, s)
     if attention_mask is not None:
-        parts.append(ops.cast(attention_mask, "bool"))  # (B, l, s)
+        attention_mask = ops.cast(attention_mask, "bool")
+        if len(attention_mask.shape) == 2:
+            attention_mask = attention_mask[None]
+        parts.append(attention_mask)  # (B | 1, l, s)
     if causal:
         rows = ops.arange(_length(query))[:, None]
         columns = ops.arange(_length(value))[None, :]
         parts.append(ops.greater_equal(rows, columns)[None])  # (1, l, s)
-    if not parts:
-        return None
-    mask = parts[0]
-    for part in parts[1:]:
-        mask = ops.logical_and(mask, part)
-    return mask
+    return _and_masks(*parts)

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_superattn._keras_compat import clone_initializer
 from keras_superattn._validation import check_positive_int
 
 
@@ -40,12 +41,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_int("vocabulary_size", vocabulary_size)
-        check_positive_int("sequence_length", sequence_length)
-        check_positive_int("embedding_dim", embedding_dim)
-        self.vocabulary_size = vocabulary_size
-        self.sequence_length = sequence_length
-        self.embedding_dim = embedding_dim
+        self.vocabulary_size = check_positive_int("vocabulary_size", vocabulary_size)
+        self.sequence_length = check_positive_int("sequence_length", sequence_length)
+        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
         self.mask_zero = mask_zero
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.supports_masking = mask_zero
@@ -59,14 +57,15 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             )
         self.token_embedding = keras.layers.Embedding(
             self.vocabulary_size, self.embedding_dim,
-            embeddings_initializer=self.embeddings_initializer, mask_zero=self.mask_zero,
+            embeddings_initializer=clone_initializer(self.embeddings_initializer),
+            mask_zero=self.mask_zero,
             dtype=self.dtype_policy, name="token_embedding",
         )
         self.token_embedding.build(input_shape)
         self.position_embedding = self.add_weight(
             name="position_embedding",
             shape=(self.sequence_length, self.embedding_dim),
-            initializer=self.embeddings_initializer,
+            initializer=clone_initializer(self.embeddings_initializer),
         )
 
     def call(self, inputs):
@@ -127,10 +126,8 @@ class PatchEmbedding(keras.layers.Layer):
 
     def __init__(self, patch_size, embedding_dim, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("patch_size", patch_size)
-        check_positive_int("embedding_dim", embedding_dim)
-        self.patch_size = patch_size
-        self.embedding_dim = embedding_dim
+        self.patch_size = check_positive_int("patch_size", patch_size)
+        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
 
     def build(self, input_shape):
         if len(input_shape) != 4 or None in input_shape[1:]:

@@ -1,6 +1,9 @@
+"""Super Attention: Efficient Attention plus a learned alignment kernel."""
+
 import keras
 from keras import ops
 
+from keras_superattn._keras_compat import clone_initializer
 from keras_superattn._validation import check_positive_int
 from keras_superattn.layers.base_attention import BaseAttention
 from keras_superattn.layers.base_attention import _length
@@ -20,7 +23,8 @@ class SuperAttention(BaseAttention):
     - a sequence of length `l < L` uses `W_A[:l, :l]`; `l > L` is an error;
     - with `use_causal_mask=True` it uses `tril(W_A)`, so no value mixes in a
       later token;
-    - padded value positions (value mask) are zeroed before `W_A` mixes them.
+    - padded key/value positions (value and key masks) are zeroed before
+      `W_A` mixes them.
 
     Args:
         num_heads: int. Number of attention heads; must divide the query width.
@@ -61,8 +65,7 @@ class SuperAttention(BaseAttention):
         **kwargs,
     ):
         super().__init__(num_heads, **kwargs)
-        check_positive_int("max_length", max_length, allow_none=True)
-        self.max_length = max_length
+        self.max_length = check_positive_int("max_length", max_length, allow_none=True)
         self.alignment_initializer = keras.initializers.get(alignment_initializer)
         self.alignment_regularizer = keras.regularizers.get(alignment_regularizer)
         self.alignment_constraint = keras.constraints.get(alignment_constraint)
@@ -82,25 +85,34 @@ class SuperAttention(BaseAttention):
         self.alignment = self.add_weight(
             name="alignment",
             shape=(self.max_length, self.max_length),
-            initializer=self.alignment_initializer,
+            initializer=clone_initializer(self.alignment_initializer),
             regularizer=self.alignment_regularizer,
             constraint=self.alignment_constraint,
         )
 
     def _check_length(self, length):
-        if isinstance(length, int) and length > self.max_length:
-            raise ValueError(
-                "The value sequence is longer than the alignment kernel of "
-                f"SuperAttention allows: max_length={self.max_length}, "
-                f"received a sequence of length {length}"
-            )
+        message = (
+            "The value sequence is longer than the alignment kernel of "
+            f"SuperAttention allows: max_length={self.max_length}, "
+            "received a sequence of length"
+        )
+        if isinstance(length, int):
+            if length > self.max_length:
+                raise ValueError(f"{message} {length}")
+        elif length is not None and keras.backend.backend() == "tensorflow":
+            # Only a TensorFlow graph has lengths unknown until run time;
+            # without this check it fails inside `slice` with no word of
+            # `max_length`. keras.ops has no assertion, hence the TF op.
+            import tensorflow as tf
 
-    def _form_values(self, value, value_mask, use_causal_mask):
+            tf.debugging.assert_less_equal(length, self.max_length, message=message)
+
+    def _form_values(self, value, source_mask, use_causal_mask):
         length = _length(value)
         self._check_length(length)
-        if value_mask is not None:
+        if source_mask is not None:
             # Padding must never leak into real tokens through W_A.
-            value = value * ops.cast(value_mask, value.dtype)[:, :, None]  # (B, s, d)
+            value = value * ops.cast(source_mask, value.dtype)[:, :, None]  # (B, s, d)
         kernel = ops.cast(self.alignment, value.dtype)  # (L, L)
         if not isinstance(length, int) or length != self.max_length:
             kernel = ops.slice(kernel, (0, 0), (length, length))  # (s, s)

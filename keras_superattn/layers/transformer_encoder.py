@@ -1,6 +1,11 @@
+"""A transformer encoder block with a choice of attention."""
+
 import keras
 
-from keras_superattn.layers.base_attention import get_keras_mask
+from keras_superattn._keras_compat import clone_initializer
+from keras_superattn._keras_compat import get_keras_mask
+from keras_superattn._validation import check_positive_int
+from keras_superattn._validation import check_rate
 from keras_superattn.layers.efficient_attention import EfficientAttention
 from keras_superattn.layers.layer_normalization import LayerNormalization
 from keras_superattn.layers.optimized_attention import OptimizedAttention
@@ -18,9 +23,13 @@ ATTENTION_LAYERS = {
 
 
 def attention_class(attention):
-    """The attention layer class for a name in `ATTENTION_LAYERS` or a class."""
+    """The attention layer class for a name in `ATTENTION_LAYERS`, a registered
+    name (see `keras.saving.register_keras_serializable`) or a class."""
     if isinstance(attention, type) and issubclass(attention, keras.layers.Layer):
         return attention
+    registered = keras.saving.get_registered_object(attention) if isinstance(attention, str) else None
+    if isinstance(registered, type) and issubclass(registered, keras.layers.Layer):
+        return registered
     if attention not in ATTENTION_LAYERS:
         raise ValueError(
             f"Argument `attention` must be one of {sorted(ATTENTION_LAYERS)} or a "
@@ -88,10 +97,10 @@ class TransformerEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         self.attention_class = attention_class(attention)
         self.attention = attention
-        self.intermediate_dim = intermediate_dim
-        self.num_heads = num_heads
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
+        self.intermediate_dim = check_positive_int("intermediate_dim", intermediate_dim)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        self.dropout = check_rate("dropout", dropout)
+        self.attention_dropout = check_rate("attention_dropout", attention_dropout)
         self.activation = keras.activations.get(activation)
         self.layer_norm_epsilon = layer_norm_epsilon
         self.normalize_first = normalize_first
@@ -100,13 +109,20 @@ class TransformerEncoder(keras.layers.Layer):
         self.supports_masking = True
 
     def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(
+                "TransformerEncoder expects inputs of rank 3, (batch, sequence, features). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
         width = input_shape[-1]
-        common = dict(
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-            dtype=self.dtype_policy,
+        if width is None or width % self.num_heads:
+            raise ValueError(
+                "The last dimension of the inputs must be a multiple of `num_heads`. "
+                f"Received: input_shape={tuple(input_shape)}, num_heads={self.num_heads}"
+            )
+        attention_kwargs = dict(
+            num_heads=self.num_heads, dropout=self.attention_dropout, **self._common()
         )
-        attention_kwargs = dict(num_heads=self.num_heads, dropout=self.attention_dropout, **common)
         if self.attention_class is keras.layers.MultiHeadAttention:
             attention_kwargs["key_dim"] = width // self.num_heads
         self.attention_layer = self.attention_class(name="attention", **attention_kwargs)
@@ -114,47 +130,72 @@ class TransformerEncoder(keras.layers.Layer):
         self.attention_norm = self._norm("attention_norm", input_shape)
         self.feedforward_norm = self._norm("feedforward_norm", input_shape)
         self.intermediate_dense = keras.layers.Dense(
-            self.intermediate_dim, activation=self.activation, name="intermediate", **common
+            self.intermediate_dim, activation=self.activation, name="intermediate", **self._common()
         )
         self.intermediate_dense.build(input_shape)
-        self.output_dense = keras.layers.Dense(width, name="output", **common)
+        self.output_dense = keras.layers.Dense(width, name="output", **self._common())
         self.output_dense.build((*input_shape[:-1], self.intermediate_dim))
-        self.dropout_layer = keras.layers.Dropout(self.dropout)
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+
+    def _common(self):
+        """Arguments of each weighted sub-layer; each gets its own initializers."""
+        return dict(
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
+            dtype=self.dtype_policy,
+        )
 
     def _norm(self, name, input_shape):
         norm = LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
         norm.build(input_shape)
         return norm
 
-    def call(self, inputs, padding_mask=None, attention_mask=None, use_causal_mask=False, training=None):
+    def call(
+        self,
+        inputs,
+        padding_mask=None,
+        attention_mask=None,
+        use_causal_mask=False,
+        return_attention_scores=False,
+        training=None,
+    ):
         padding_mask = get_keras_mask(inputs) if padding_mask is None else padding_mask
         x = self.attention_norm(inputs) if self.normalize_first else inputs
         x = self.attention_layer(
             x, x,
             query_mask=padding_mask, value_mask=padding_mask,
-            attention_mask=attention_mask, use_causal_mask=use_causal_mask, training=training,
+            attention_mask=attention_mask, use_causal_mask=use_causal_mask,
+            return_attention_scores=return_attention_scores, training=training,
         )
+        if return_attention_scores:
+            x, scores = x
         x = inputs + self.dropout_layer(x, training=training)
         x = x if self.normalize_first else self.attention_norm(x)
 
         y = self.feedforward_norm(x) if self.normalize_first else x
         y = self.output_dense(self.intermediate_dense(y))
         y = x + self.dropout_layer(y, training=training)
-        return y if self.normalize_first else self.feedforward_norm(y)
+        y = y if self.normalize_first else self.feedforward_norm(y)
+        return (y, scores) if return_attention_scores else y
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def compute_output_spec(self, inputs, return_attention_scores=False, **kwargs):
+        output = keras.KerasTensor(inputs.shape, dtype=self.compute_dtype)
+        if not return_attention_scores:
+            return output
+        length = inputs.shape[1]
+        scores = (inputs.shape[0], self.num_heads, length, length)
+        return output, keras.KerasTensor(scores, dtype=self.compute_dtype)
+
     def get_config(self):
         config = super().get_config()
-        attention = self.attention
-        if isinstance(attention, type):
-            attention = keras.saving.get_registered_name(attention)
         config.update(
             {
                 "intermediate_dim": self.intermediate_dim,
                 "num_heads": self.num_heads,
-                "attention": attention,
+                "attention": _attention_name(self.attention),
                 "dropout": self.dropout,
                 "attention_dropout": self.attention_dropout,
                 "activation": keras.activations.serialize(self.activation),
@@ -166,9 +207,21 @@ class TransformerEncoder(keras.layers.Layer):
         )
         return config
 
-    @classmethod
-    def from_config(cls, config):
-        attention = config.get("attention")
-        if attention not in ATTENTION_LAYERS:
-            config = dict(config, attention=keras.saving.get_registered_object(attention))
-        return cls(**config)
+
+def _attention_name(attention):
+    """The name under which `attention` saves: a registry key, or the Keras
+    registered name of a class, which `attention_class` resolves on loading."""
+    if not isinstance(attention, type):
+        return attention
+    for name, known in ATTENTION_LAYERS.items():
+        if known is attention:
+            return name
+    name = keras.saving.get_registered_name(attention)
+    if keras.saving.get_registered_object(name) is not attention:
+        raise ValueError(
+            f"TransformerEncoder cannot save `attention={attention.__name__}`: the class "
+            "is not registered, so it could not be found when loading. Decorate it with "
+            "`@keras.saving.register_keras_serializable()`, or pass a name from "
+            f"{sorted(ATTENTION_LAYERS)}."
+        )
+    return name
