@@ -37,6 +37,7 @@ def run_convert(args):
     deploy.convert(
         args.model, args.out, quantization=args.quantization, representative_data=data,
         num_calibration_samples=args.num_samples, io_dtype=args.io_dtype, batch_size=args.batch_size,
+        calibration_statistic=args.calibration_statistic,
     )
     print(f"wrote {args.out} ({os.path.getsize(args.out):,} bytes)")
 
@@ -84,19 +85,37 @@ def run_bench(args):
           f"{args.threads} thread(s), XNNPACK {'on' if result['xnnpack'] else 'off'}")
 
 
+def positive_int(text):
+    """argparse type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def main(argv=None):
+    from keras_superattn.deploy.options import IO_DTYPES
+    from keras_superattn.deploy.options import QUANTIZATIONS
+    from keras_superattn.deploy.options import STATISTICS
+
     parser = argparse.ArgumentParser(prog="python -m keras_superattn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     convert = commands.add_parser("convert", help="convert a .keras model to .tflite")
     convert.add_argument("model", help="the .keras file")
     convert.add_argument("--out", required=True, help="the .tflite file to write")
-    convert.add_argument("--quantization", default="int8", choices=("int8", "dynamic", "float16", "float32"))
+    convert.add_argument("--quantization", default="int8", choices=QUANTIZATIONS)
     convert.add_argument("--calibration", help=f"a .npy of input samples, or a dataset: {', '.join(DATASETS)}")
     convert.add_argument("--data-dir", default=None, help="local dataset files for --calibration")
-    convert.add_argument("--num-samples", type=int, default=300, help="calibration samples (default 300)")
-    convert.add_argument("--io-dtype", default="int8", choices=("int8", "uint8"), help="int8 model I/O (uint8 for Coral)")
-    convert.add_argument("--batch-size", type=int, default=1, help="static batch of the graph (default 1)")
+    convert.add_argument("--num-samples", type=positive_int, default=300, help="calibration samples (default 300)")
+    convert.add_argument("--io-dtype", default="int8", choices=IO_DTYPES, help="int8 model I/O (uint8 for Coral)")
+    convert.add_argument("--batch-size", type=positive_int, default=1, help="static batch of the graph (default 1)")
+    convert.add_argument(
+        "--calibration-statistic", default="minmax", choices=STATISTICS, help="int8 ranges (default minmax)"
+    )
     convert.set_defaults(run=run_convert)
 
     inspect = commands.add_parser("inspect", help="ops, types, shapes and Edge TPU fit of a .tflite file")
@@ -106,15 +125,19 @@ def main(argv=None):
 
     bench = commands.add_parser("bench", help="latency of a .tflite file with LiteRT")
     bench.add_argument("model", help="the .tflite file")
-    bench.add_argument("--runs", type=int, default=100, help="timed invocations (default 100)")
+    bench.add_argument("--runs", type=positive_int, default=100, help="timed invocations (default 100)")
     bench.add_argument("--warmup", type=int, default=10, help="untimed invocations first (default 10)")
-    bench.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    bench.add_argument("--threads", type=positive_int, default=1, help="CPU threads (default 1)")
     bench.add_argument("--no-xnnpack", action="store_true", help="builtin kernels only")
     bench.add_argument("--json", action="store_true", help="print the result as JSON")
     bench.set_defaults(run=run_bench)
 
     args = parser.parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except (ValueError, OSError) as error:
+        # A user's mistake (a missing file, a bad model): one line, no traceback.
+        parser.exit(2, f"{parser.prog} {args.command}: error: {error}\n")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ on_tensorflow = pytest.mark.skipif(
 # after 12 (tflite_models/manifest.json).
 INT8_MEAN_ERROR = 0.05
 INT8_CORRELATION = 0.8
+# These small models are briefly trained or not at all: their near-ties make
+# `convert`'s agreement warning (tested in test_deploy_inputs.py) expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:The int8 file")
 
 
 def assert_close_int8(got, want):
@@ -56,7 +59,9 @@ def trained_vits(data_dir):
 
 def small_vit(variant):
     keras.utils.set_random_seed(1)
-    return models.vit_classifier(variant, (28, 28, 1), patch_size=7, num_classes=10, embedding_dim=32, num_layers=2, intermediate_dim=64)
+    return models.vit_classifier(
+        variant, (28, 28, 1), patch_size=7, num_classes=10, embedding_dim=32, num_layers=2, intermediate_dim=64
+    )
 
 
 def small_text(variant):
@@ -117,7 +122,9 @@ def test_float_and_dynamic_modes(tmp_path, mnist_images, quantization, atol):
 def test_uint8_io_for_coral(tmp_path, mnist_images):
     calibration, x, _ = mnist_images
     model = small_vit("efficient")
-    path = deploy.convert(model, tmp_path / "m.tflite", representative_data=calibration, io_dtype="uint8", verbose=False)
+    path = deploy.convert(
+        model, tmp_path / "m.tflite", representative_data=calibration, io_dtype="uint8", verbose=False
+    )
     runtime = deploy.TFLiteModel(path)
     assert runtime.input["dtype"] == np.uint8 and runtime.output["dtype"] == np.uint8
     assert_close_int8(runtime.predict(x), predict(model, x))
@@ -142,7 +149,7 @@ def test_keras_layer_normalization_is_refused_and_nothing_is_written(tmp_path, m
         (dict(quantization="int4"), r"`quantization` must be one of .*Received: quantization='int4'"),
         (dict(io_dtype="int16"), r"`io_dtype` must be one of .*Received: io_dtype='int16'"),
         (dict(representative_data=None), r"`representative_data` is required"),
-        (dict(representative_data=np.zeros((0, 28, 28, 1))), r"at least one sample"),
+        (dict(representative_data=np.zeros((0, 28, 28, 1))), r"N >= 1.*Received: \(0, 28, 28, 1\)"),
         (dict(representative_data=np.zeros((4, 28, 28))), r"must have shape \(N, 28, 28, 1\).*Received: \(4, 28, 28\)"),
     ],
 )
@@ -160,7 +167,9 @@ def test_convert_from_any_backend(tmp_path, mnist_images):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.fit(calibration, np.zeros(len(calibration)), epochs=1, verbose=0)  # optimizer state in the file
     model.save(tmp_path / "m.keras")
-    path = deploy.convert(str(tmp_path / "m.keras"), tmp_path / "m.tflite", representative_data=calibration, verbose=False)
+    path = deploy.convert(
+        str(tmp_path / "m.keras"), tmp_path / "m.tflite", representative_data=calibration, verbose=False
+    )
     runtime = deploy.TFLiteModel(path)
     assert_close_int8(runtime.predict(x), predict(model, x))
     accuracy = runtime.evaluate(x, y)
@@ -191,7 +200,8 @@ def test_command_line(tmp_path, mnist_images):
     small_vit("efficient").save(tmp_path / "m.keras")
 
     def cli(*args):
-        run = subprocess.run([sys.executable, "-m", "keras_superattn", *args], capture_output=True, text=True, timeout=300)
+        command = [sys.executable, "-m", "keras_superattn", *args]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stderr[-2000:]
         return run.stdout
 

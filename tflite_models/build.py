@@ -4,8 +4,10 @@
 
 For each tutorial output folder it takes every variant's best checkpoint (from
 results.json), converts it to full int8 with 300 training samples for
-calibration, scores the float and int8 models on the full test set, times the
-int8 files together (1 thread, interleaved, median) and writes the manifest.
+calibration (`deploy.convert`'s measured min/max ranges), scores the float and
+int8 models on the full test set, measures how often they agree, times the
+int8 files together (1 thread, interleaved, median) and updates the manifest
+(entries of a task not rebuilt are kept).
 """
 
 import argparse
@@ -28,6 +30,7 @@ from keras_superattn.deploy import runtime  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUBSET = 2000  # the fixed test subset the test suite re-scores
+SETTINGS = ("title", "epochs", "batch_size", "learning_rate_schedule")  # recorded from results.json
 ARM64_SAMPLES = 50
 
 
@@ -39,9 +42,8 @@ def test_data(task, data_dir):
     return datasets.images_as_floats(x_train[:300]), datasets.images_as_floats(x_test), y_test
 
 
-def float_accuracy(model, x, y):
-    probabilities = keras.ops.convert_to_numpy(model.predict(x, batch_size=256, verbose=0))
-    return runtime.classification_accuracy(probabilities, y)
+CALIBRATION = {"samples": 300, "source": "the first training samples", "statistic": "minmax",
+               "method": "ranges measured by LiteRT with every tensor kept (deploy/calibration.py)"}
 
 
 _MEMORY_PROBE = """
@@ -106,21 +108,29 @@ def build(task, run_dir, data_dir):
         checkpoint = os.path.join(run_dir, summary["best_checkpoint"])
         name = f"{task}_{variant}_int8.tflite"
         path = os.path.join(HERE, name)
-        deploy.convert(checkpoint, path, representative_data=calibration, num_calibration_samples=300, verbose=False)
+        deploy.convert(
+            checkpoint, path, representative_data=calibration, num_calibration_samples=CALIBRATION["samples"],
+            calibration_statistic=CALIBRATION["statistic"], verbose=False,
+        )
         model = deploy.TFLiteModel(path)
+        keras_model = keras.saving.load_model(checkpoint, compile=False)
+        want = keras.ops.convert_to_numpy(keras_model.predict(x_test, batch_size=256, verbose=0))
+        got = model.predict(x_test)
         with open(path, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()
         entries[name] = {
             "tutorial": f"tutorials/{'sentiment_imdb' if task == 'imdb' else 'vit_mnist'}.py",
-            "settings": {key: results["config"][key] for key in ("title", "epochs", "batch_size", "learning_rate_schedule") if key in results["config"]},
+            "settings": {key: results["config"][key] for key in SETTINGS if key in results["config"]},
             "seeds_trained": len(results["seeds"]),
             "variant": variant,
             "checkpoint": summary["best_checkpoint"],
             "sha256": digest,
             "size_bytes": os.path.getsize(path),
-            "float_test_accuracy": float_accuracy(keras.saving.load_model(checkpoint, compile=False), x_test, y_test),
-            "int8_test_accuracy": model.evaluate(x_test, y_test),
-            "int8_subset_accuracy": model.evaluate(x_test[:SUBSET], y_test[:SUBSET]),
+            "calibration": CALIBRATION,
+            "float_test_accuracy": runtime.classification_accuracy(want, y_test),
+            "int8_test_accuracy": runtime.classification_accuracy(got, y_test),
+            "int8_agreement_with_keras": float(np.mean(runtime.decisions(got) == runtime.decisions(want))),
+            "int8_subset_accuracy": runtime.classification_accuracy(got[:SUBSET], y_test[:SUBSET]),
         }
         paths[name] = path
         inputs[name] = model.quantize(x_test[:ARM64_SAMPLES])
@@ -141,16 +151,23 @@ def main():
     parser.add_argument("--mnist", help="output folder of tutorials/vit_mnist.py")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
+    manifest_path = os.path.join(HERE, "manifest.json")
     manifest = {"subset_size": SUBSET, "machine": "see BENCHMARKS.md", "models": {}}
+    if os.path.exists(manifest_path):
+        with open(manifest_path) as f:
+            manifest["models"] = json.load(f)["models"]
     for task, run_dir in (("imdb", args.imdb), ("mnist", args.mnist)):
         if run_dir:
+            manifest["models"] = {k: v for k, v in manifest["models"].items() if not k.startswith(f"{task}_")}
             manifest["models"].update(build(task, run_dir, args.data_dir))
-    with open(os.path.join(HERE, "manifest.json"), "w") as f:
+    with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=2)
     for name, entry in manifest["models"].items():
         print(
             f"{name}: {entry['size_bytes']:,} B, float {100 * entry['float_test_accuracy']:.2f} %, "
-            f"int8 {100 * entry['int8_test_accuracy']:.2f} %, {entry['latency_ms_1_thread']:.3f} ms "
+            f"int8 {100 * entry['int8_test_accuracy']:.2f} %, "
+            f"agreement {100 * entry['int8_agreement_with_keras']:.2f} %, "
+            f"{entry['latency_ms_1_thread']:.3f} ms "
             f"({entry['latency_relative_to_standard']:.2f} x Standard)"
         )
 

@@ -1,17 +1,54 @@
-"""Keras model -> .tflite: full-integer int8, dynamic-range, float16 or float32."""
+"""Keras model -> .tflite: full-integer int8 or int16x8, dynamic-range, float16 or float32."""
 
+import dataclasses
 import os
-import subprocess
-import sys
 import tempfile
+import warnings
 
 import keras
 import numpy as np
 
+from keras_superattn._validation import check_positive_int
+from keras_superattn.deploy import calibration
 from keras_superattn.deploy import flatbuffer
+from keras_superattn.deploy.options import IO_DTYPES
+from keras_superattn.deploy.options import QUANTIZATIONS
+from keras_superattn.deploy.options import STATISTICS
+from keras_superattn.deploy.runtime import TFLiteModel
+from keras_superattn.deploy.runtime import decisions
 
-QUANTIZATIONS = ("int8", "dynamic", "float16", "float32")
-IO_DTYPES = ("int8", "uint8")
+# Below this top-1 agreement with the Keras model, `convert` warns.
+MIN_AGREEMENT = 0.97
+
+
+@dataclasses.dataclass(frozen=True)
+class Conversion:
+    """What `convert` wrote, and how closely the file follows the Keras model.
+
+    Usable wherever a path is (`os.fspath(conversion)`, `str(conversion)`).
+
+    Attributes:
+        path: the written `.tflite` file.
+        quantization: the quantization mode.
+        agreement: share of checked samples on which the file and the Keras
+            model take the same decision (argmax, or `p > 0.5` for one
+            sigmoid unit); None when no samples were given to check.
+        mean_absolute_difference: mean |file output - Keras output|; None
+            when no samples were given.
+        num_checked: number of samples compared.
+    """
+
+    path: str
+    quantization: str
+    agreement: float | None
+    mean_absolute_difference: float | None
+    num_checked: int
+
+    def __fspath__(self):
+        return self.path
+
+    def __str__(self):
+        return self.path
 
 
 def convert(
@@ -22,6 +59,8 @@ def convert(
     num_calibration_samples=300,
     io_dtype="int8",
     batch_size=1,
+    calibration_statistic="minmax",
+    validation_data=None,
     verbose=True,
 ):
     """Converts a Keras model to a `.tflite` file of TFLite builtin ops only.
@@ -29,50 +68,87 @@ def convert(
     The graph has static shapes (batch `batch_size`, 1 by default, as mobile
     runtimes and the Edge TPU want). Conversion always runs on TensorFlow: on
     the JAX or PyTorch backend the model is saved to a `.keras` file and
-    converted in a TensorFlow subprocess. The file is written only once the
-    conversion succeeded and, for `"int8"`, the graph was checked to be 100%
-    integer; otherwise nothing is left at `output_path`.
+    converted in a TensorFlow subprocess. Before anything is written the new
+    file is loaded and run with LiteRT and compared with the Keras model on
+    `validation_data` (else the calibration samples); a file that cannot run,
+    or an int8 graph with an op left in float, is never written.
+
+    int8 activation ranges are measured with every tensor in a buffer of its
+    own (see `calibration.py`): TensorFlow's own calibrator records wrong
+    ranges for tensors that an op overwrites in place, which costs several
+    accuracy points.
 
     Args:
-        model: a `keras.Model` with one input, or the path of a `.keras` file.
+        model: a `keras.Model` (functional or Sequential) with one input, or
+            the path of a `.keras` file.
         output_path: where to write the `.tflite` file.
-        quantization: `"int8"` (int8 weights and activations and integer
-            inputs/outputs), `"dynamic"` (int8 weights), `"float16"` (float16
-            weights) or `"float32"`.
+        quantization: `"int8"` (int8 weights and activations, integer inputs
+            and outputs), `"int16x8"` (int16 activations, int8 weights: more
+            accurate, slower, not for the Edge TPU), `"dynamic"` (int8
+            weights), `"float16"` (float16 weights) or `"float32"`.
         representative_data: array of real input samples `(N, *input_shape)`,
-            required for `"int8"`; the first `num_calibration_samples` are
-            used to calibrate the activation ranges.
-        num_calibration_samples: int. How many samples calibrate.
+            required for `"int8"` and `"int16x8"`; the first
+            `num_calibration_samples` calibrate the activation ranges.
+        num_calibration_samples: int. How many samples calibrate; a multiple
+            of `batch_size`.
         io_dtype: `"int8"` or `"uint8"` (Coral) for float inputs and outputs
             of an int8 model; integer inputs such as token ids stay int32.
+            int16x8 files take and return int16.
         batch_size: int. Static batch of the converted graph.
-        verbose: bool. Show calibration progress.
+        calibration_statistic: for `"int8"`: `"minmax"` (the min and max
+            over all calibration samples), `"mean_minmax"` (the mean over
+            calibration batches of each batch's min and max: clips rare
+            outliers) or `"tensorflow"` (TensorFlow's recorded ranges, wrong
+            for tensors updated in place; for comparison). BENCHMARKS.md
+            compares them; `"minmax"` was best or equal on most variants.
+        validation_data: optional held-out inputs to measure the file's
+            agreement with the Keras model on; defaults to the calibration
+            samples.
+        verbose: bool. Show calibration progress and the agreement.
 
     Returns:
-        `output_path`.
+        A `Conversion`: the path and the measured agreement. A warning is
+        issued when the agreement is below 97%.
     """
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(f"Argument `quantization` must be one of {QUANTIZATIONS}. Received: quantization={quantization!r}")
-    if io_dtype not in IO_DTYPES:
-        raise ValueError(f"Argument `io_dtype` must be one of {IO_DTYPES}. Received: io_dtype={io_dtype!r}")
+    _check_choice("quantization", quantization, QUANTIZATIONS)
+    _check_choice("io_dtype", io_dtype, IO_DTYPES)
+    _check_choice("calibration_statistic", calibration_statistic, STATISTICS)
+    batch_size = check_positive_int("batch_size", batch_size)
+    num_calibration_samples = check_positive_int("num_calibration_samples", num_calibration_samples)
     if keras.backend.backend() != "tensorflow":
-        return _convert_in_tensorflow(
-            model, output_path, quantization, representative_data,
-            num_calibration_samples, io_dtype, batch_size, verbose,
+        from keras_superattn.deploy import _worker
+
+        return _worker.convert_in_tensorflow(
+            model, output_path, quantization=quantization, representative_data=representative_data,
+            num_calibration_samples=num_calibration_samples, io_dtype=io_dtype, batch_size=batch_size,
+            calibration_statistic=calibration_statistic, validation_data=validation_data, verbose=verbose,
         )
     if isinstance(model, (str, os.PathLike)):
+        if not os.path.isfile(model):
+            raise FileNotFoundError(f"Argument `model`: no .keras file at {os.fspath(model)!r}")
         model = keras.saving.load_model(model, compile=False)
     if len(model.inputs) != 1:
         raise ValueError(f"convert() handles models with one input. Received a model with {len(model.inputs)} inputs")
-    input_shape = (batch_size, *model.inputs[0].shape[1:])
+    model_input = model.inputs[0]
     samples = None
-    if quantization == "int8":
-        samples = _calibration_samples(representative_data, model.inputs[0], num_calibration_samples)
-    tflite_bytes = _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtype, verbose)
-    if quantization == "int8":
+    if quantization in ("int8", "int16x8"):
+        samples = _samples("representative_data", representative_data, model_input)
+        samples = samples[:num_calibration_samples]
+        if len(samples) < batch_size or len(samples) % batch_size:
+            raise ValueError(
+                f"The calibration samples must fill whole batches of batch_size={batch_size}. "
+                f"Received: {len(samples)} samples (num_calibration_samples={num_calibration_samples})"
+            )
+    checked = samples
+    if validation_data is not None:
+        checked = _samples("validation_data", validation_data, model_input)
+    input_shape = (batch_size, *model_input.shape[1:])
+    tflite_bytes = _convert_tensorflow_model(
+        model, input_shape, quantization, samples, io_dtype, calibration_statistic, verbose
+    )
+    if quantization in ("int8", "int16x8"):
         check_full_integer(tflite_bytes)
-    _write_atomically(output_path, tflite_bytes)
-    return output_path
+    return _write_checked(model, tflite_bytes, output_path, quantization, checked, verbose)
 
 
 def check_full_integer(tflite_bytes):
@@ -81,33 +157,51 @@ def check_full_integer(tflite_bytes):
     if offenders:
         listed = ", ".join(f"#{op.index} {op.name} {sorted(op.types())}" for op in offenders)
         raise ValueError(
-            "The int8 conversion is not fully integer: these ops compute in float: "
+            "The integer conversion is not fully integer: these ops compute in float: "
             f"{listed}. Use keras_superattn.layers.LayerNormalization instead of "
             "keras.layers.LayerNormalization, and keras.ops rather than custom float code."
         )
 
 
-def _calibration_samples(data, model_input, count):
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"Argument `{name}` must be one of {choices}. Received: {name}={value!r}")
+
+
+def _samples(name, data, model_input):
+    """`data` as an array of the model's input dtype, checked sample by sample."""
     if data is None:
-        raise ValueError("Argument `representative_data` is required for quantization='int8'. Received: None")
+        raise ValueError(f"Argument `{name}` is required for integer quantization. Received: None")
     data = np.asarray(data)
-    if data.ndim == 0 or len(data) == 0:
-        raise ValueError(f"Argument `representative_data` must hold at least one sample. Received shape: {data.shape}")
     expected = tuple(model_input.shape[1:])
-    if data.shape[1:] != expected:
+    if data.ndim == 0 or data.shape[1:] != expected or len(data) == 0:
         raise ValueError(
-            f"Argument `representative_data` must have shape (N, {', '.join(map(str, expected))}) "
+            f"Argument `{name}` must have shape (N, {', '.join(map(str, expected))}) with N >= 1 "
             f"to match the model input. Received: {data.shape}"
         )
-    return data[:count].astype(model_input.dtype)
+    if np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.complexfloating):
+        finite = np.isfinite(data.reshape(len(data), -1)).all(axis=1)
+        if not finite.all():
+            bad = np.flatnonzero(~finite)
+            raise ValueError(
+                f"Argument `{name}` must hold finite values only; samples {bad[:10].tolist()}"
+                f"{' ...' if len(bad) > 10 else ''} ({len(bad)} in all) contain NaN or inf."
+            )
+    return data.astype(model_input.dtype)
 
 
-def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtype, verbose):
+def _output_names(model):
+    """The output layers' names, for the signature (Sequential has no `output_names`)."""
+    names = getattr(model, "output_names", None)
+    return list(names) if names else [model.layers[-1].name]
+
+
+def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtype, statistic, verbose):
     import tensorflow as tf
 
     input_dtype = tf.as_dtype(model.inputs[0].dtype)
     signature = [tf.TensorSpec(input_shape, input_dtype, name=model.inputs[0].name)]
-    output_names = model.output_names
+    output_names = _output_names(model)
     with tempfile.TemporaryDirectory() as saved_model:
         # A SavedModel freezes the weights; converting a tf.function of a
         # Keras 3 model directly leaves READ_VARIABLE ops behind. The endpoint
@@ -127,21 +221,40 @@ def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtyp
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
+        if quantization in ("int8", "int16x8"):
+            converter.representative_dataset = _representative_dataset(samples, input_shape[0], verbose)
         if quantization == "int8":
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.representative_dataset = _representative_dataset(samples, input_shape[0], verbose)
-            converter.inference_input_type = getattr(tf, io_dtype)
-            converter.inference_output_type = getattr(tf, io_dtype)
+            # Calibrate only: the recorded ranges are replaced by measured
+            # ones before the model is quantized, below.
+            converter._experimental_calibrate_only = True
+        if quantization == "int16x8":
+            # TensorFlow quantizes int16x8 with its older quantizer, whose
+            # ranges cannot be replaced; int16's 256x finer steps absorb the
+            # wrong ranges (measured: 99.9% agreement on a small ViT).
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
+            converter.inference_input_type = converter.inference_output_type = tf.int16
         try:
-            return converter.convert()
+            converted = converter.convert()
         except Exception as error:  # the converter raises many error types
             raise ValueError(f"The TFLite converter rejected the model ({quantization}): {error}") from error
+    if quantization != "int8":
+        return converted
+    from tensorflow.lite.python import convert as tflite_convert
+
+    calibrated = calibration.recalibrate(converted, samples, input_shape[0], statistic)
+    # The arguments TFLiteConverter itself passes to its MLIR quantizer.
+    return tflite_convert.mlir_quantize(
+        calibrated, input_data_type=getattr(tf, io_dtype), output_data_type=getattr(tf, io_dtype)
+    )
 
 
 def _representative_dataset(samples, batch_size, verbose):
     def generate():
         progress = keras.utils.Progbar(len(samples), unit_name="sample") if verbose else None
-        for start in range(0, len(samples) - batch_size + 1, batch_size):
+        for start in range(0, len(samples), batch_size):
             yield [samples[start : start + batch_size]]
             if progress:
                 progress.update(start + batch_size)
@@ -149,40 +262,62 @@ def _representative_dataset(samples, batch_size, verbose):
     return generate
 
 
-def _write_atomically(path, content):
-    folder = os.path.dirname(os.path.abspath(path))
+def _write_checked(model, tflite_bytes, output_path, quantization, checked, verbose):
+    """Writes the file under a temporary name, runs it, compares it with the
+    Keras model and only then moves it to `output_path`."""
+    folder = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tflite.part")
     try:
         with os.fdopen(handle, "wb") as f:
-            f.write(content)
-        os.replace(temporary, path)
+            f.write(tflite_bytes)
+        os.chmod(temporary, 0o666 & ~_umask())  # as open() would create it
+        try:
+            written = TFLiteModel(temporary)
+            inputs = checked if checked is not None else np.zeros((written.batch_size, *written.input["shape"][1:]))
+            whole = len(inputs) - len(inputs) % written.batch_size or written.batch_size
+            got = written.predict(inputs[:whole].astype(model.inputs[0].dtype))
+        except Exception as error:
+            raise ValueError(f"The converted {quantization} file cannot run with LiteRT: {error}") from error
+        conversion = _compare(model, inputs[:whole], got, output_path, quantization, checked is not None)
+        os.replace(temporary, output_path)
     except BaseException:
-        os.unlink(temporary)
+        if os.path.exists(temporary):
+            os.unlink(temporary)
         raise
-
-
-def _convert_in_tensorflow(model, output_path, quantization, data, count, io_dtype, batch_size, verbose):
-    """Runs the conversion in a subprocess with KERAS_BACKEND=tensorflow."""
-    with tempfile.TemporaryDirectory() as folder:
-        if not isinstance(model, (str, os.PathLike)):
-            path = os.path.join(folder, "model.keras")
-            model.save(path)
-            model = path
-        command = [
-            sys.executable, "-m", "keras_superattn", "convert", os.fspath(model),
-            "--out", os.fspath(output_path), "--quantization", quantization,
-            "--io-dtype", io_dtype, "--batch-size", str(batch_size),
-            "--num-samples", str(count),
-        ]
-        if data is not None:
-            np.save(os.path.join(folder, "calibration.npy"), np.asarray(data))
-            command += ["--calibration", os.path.join(folder, "calibration.npy")]
-        run = subprocess.run(
-            command, env=dict(os.environ, KERAS_BACKEND="tensorflow"),
-            stdout=None if verbose else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    if verbose and conversion.agreement is not None:
+        print(
+            f"{output_path}: agrees with the Keras model on {100 * conversion.agreement:.2f}% of "
+            f"{conversion.num_checked} samples; mean |difference| {conversion.mean_absolute_difference:.4g}"
         )
-        if run.returncode != 0:
-            last = run.stderr.strip().splitlines()[-1] if run.stderr.strip() else "no error output"
-            raise ValueError(f"Conversion in the TensorFlow subprocess failed: {last}")
-    return output_path
+    return conversion
+
+
+def _compare(model, inputs, got, output_path, quantization, measured):
+    if not measured:
+        return Conversion(os.fspath(output_path), quantization, None, None, 0)
+    want = keras.ops.convert_to_numpy(model.predict(inputs, verbose=0, batch_size=256)).reshape(got.shape)
+    agreement = float(np.mean(decisions(got) == decisions(want)))
+    conversion = Conversion(
+        os.fspath(output_path), quantization, agreement, float(np.abs(got - want).mean()), len(inputs)
+    )
+    warn_if_disagreeing(conversion)
+    return conversion
+
+
+def warn_if_disagreeing(conversion):
+    """Warns when a file takes the Keras model's decision on under 97% of samples."""
+    if conversion.agreement is not None and conversion.agreement < MIN_AGREEMENT:
+        warnings.warn(
+            f"The {conversion.quantization} file {conversion.path} takes the Keras model's decision on only "
+            f"{100 * conversion.agreement:.1f}% of {conversion.num_checked} samples (below "
+            f"{100 * MIN_AGREEMENT:.0f}%). Calibrate with more, and more typical, samples, or use "
+            "quantization='int16x8'.",
+            stacklevel=4,
+        )
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -30,10 +30,27 @@ class Op:
 
 def read_model(source):
     """A `schema.ModelT` from a path or from the file's bytes."""
+    name = "the model bytes"
     if not isinstance(source, (bytes, bytearray)):
+        name = repr(str(source))
         with open(source, "rb") as f:
             source = f.read()
-    return schema.ModelT.InitFromPackedBuf(bytearray(source), 0)
+    # Every .tflite flatbuffer carries the identifier TFL3 after its root offset.
+    if len(source) < 8 or bytes(source[4:8]) != b"TFL3":
+        raise ValueError(f"{name} is not a .tflite file: it lacks the TFL3 flatbuffer identifier")
+    try:
+        return schema.ModelT.InitFromPackedBuf(bytearray(source), 0)
+    except Exception as error:  # a damaged buffer fails in struct or flatbuffers
+        raise ValueError(f"{name} is not a readable .tflite file: {error}") from error
+
+
+def write_model(model):
+    """The bytes of a `schema.ModelT`, with the file identifier LiteRT checks."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _op_name(model, op):
@@ -62,11 +79,11 @@ def operators(model, subgraph=0):
     graph = model.subgraphs[subgraph]
 
     def describe(indices):
-        return [
-            (TYPE_NAMES[graph.tensors[i].type], tuple(int(d) for d in graph.tensors[i].shape))
-            for i in (indices if indices is not None else [])
-            if i >= 0
-        ]
+        return [(TYPE_NAMES[graph.tensors[i].type], shape(graph.tensors[i])) for i in indices if i >= 0]
+
+    def shape(tensor):
+        # A scalar tensor may carry no shape at all.
+        return tuple(int(d) for d in tensor.shape) if tensor.shape is not None else ()
 
     model_inputs, model_outputs = set(graph.inputs), set(graph.outputs)
     ops = []

@@ -57,13 +57,14 @@ def inspect(path):
 
     def tensor(index):
         t = graph.tensors[index]
-        signature = [int(d) for d in (t.shapeSignature if t.shapeSignature is not None else t.shape)]
+        shape = [int(d) for d in (t.shape if t.shape is not None else ())]  # a scalar may have none
+        signature = [int(d) for d in t.shapeSignature] if t.shapeSignature is not None else shape
         q = t.quantization
         scale = [float(s) for s in q.scale] if q is not None and q.scale is not None else []
         zero = [int(z) for z in q.zeroPoint] if q is not None and q.zeroPoint is not None else []
         return {
             "name": t.name.decode() if isinstance(t.name, bytes) else t.name,
-            "shape": [int(d) for d in t.shape],
+            "shape": shape,
             "shape_signature": signature,
             "type": flatbuffer.TYPE_NAMES[t.type],
             "scale": scale[:1],
@@ -113,7 +114,9 @@ def inspect(path):
         "edge_tpu": {
             "compatible": not problems and first is None,
             "problems": problems + ([first[1]] if first else []),
-            "first_cpu_op": None if first is None else {"index": first[0].index, "op": first[0].name, "reason": first[1]},
+            "first_cpu_op": None
+            if first is None
+            else {"index": first[0].index, "op": first[0].name, "reason": first[1]},
             "ops_on_tpu_share": len(mapped) / max(len(ops), 1),
             "macs_on_tpu_share": sum(op.macs for op in mapped) / total_macs,
             "total_macs": sum(op.macs for op in ops),
@@ -127,18 +130,26 @@ def inspect(path):
     return report
 
 
+def _describe(tensor):
+    return f"{tensor['shape']} {tensor['type']} (signature {tensor['shape_signature']})"
+
+
 def format_report(report):
     """The report as text for people."""
     tpu = report["edge_tpu"]
     lines = [
         f"{report['path']}: {report['size_bytes']:,} bytes, {report['num_ops']} ops",
-        *(f"  input  {t['name']}: {t['shape']} {t['type']} (signature {t['shape_signature']})" for t in report["inputs"]),
-        *(f"  output {t['name']}: {t['shape']} {t['type']} (signature {t['shape_signature']})" for t in report["outputs"]),
-        *(f"  signature {key}: inputs {sig['inputs']}, outputs {sig['outputs']}" for key, sig in report["signatures"].items()),
+        *(f"  input  {t['name']}: {_describe(t)}" for t in report["inputs"]),
+        *(f"  output {t['name']}: {_describe(t)}" for t in report["outputs"]),
+        *(
+            f"  signature {key}: inputs {sig['inputs']}, outputs {sig['outputs']}"
+            for key, sig in report["signatures"].items()
+        ),
         "  ops: " + ", ".join(f"{name} x{count}" for name, count in report["op_histogram"].items()),
         "  tensor types: " + ", ".join(f"{name} x{count}" for name, count in report["tensor_types"].items()),
-        f"  builtin ops only: {report['builtin_only']}, static shapes: {report['static_shapes']}, batch 1: {report['batch_one']}, "
-        f"full integer: {report['full_integer']}" + (f" (float ops: {report['float_ops']})" if report["float_ops"] else ""),
+        f"  builtin ops only: {report['builtin_only']}, static shapes: {report['static_shapes']}, "
+        f"batch 1: {report['batch_one']}, full integer: {report['full_integer']}"
+        + (f" (float ops: {report['float_ops']})" if report["float_ops"] else ""),
         f"  Edge TPU: {'compatible' if tpu['compatible'] else 'not fully compatible'}",
     ]
     if tpu["first_cpu_op"]:
@@ -148,7 +159,8 @@ def format_report(report):
             f"{100 * tpu['ops_on_tpu_share']:.0f}% of ops, {100 * tpu['macs_on_tpu_share']:.0f}% of "
             f"{tpu['total_macs']:,} multiply-accumulates"
         )
-    lines += [f"    problem: {p}" for p in tpu["problems"] if not tpu["first_cpu_op"] or p != tpu["first_cpu_op"]["reason"]]
+    first_reason = tpu["first_cpu_op"]["reason"] if tpu["first_cpu_op"] else None
+    lines += [f"    problem: {p}" for p in tpu["problems"] if p != first_reason]
     if "edgetpu_compiler" in report:
         lines += ["  edgetpu_compiler:", report["edgetpu_compiler"]]
     return "\n".join(lines)

@@ -1,5 +1,7 @@
 """Runs .tflite files with LiteRT, hiding int8 (de)quantization and batching."""
 
+import threading
+
 import numpy as np
 
 try:
@@ -20,6 +22,15 @@ class TFLiteModel:
     when the model takes int8/uint8, and outputs are dequantized back to
     float, so callers always deal in the Keras model's units. A model with a
     static batch (batch 1 for mobile) is fed slice by slice.
+
+    Inputs are checked rather than cast blindly: NaN or inf, integers out of
+    the input type's range (e.g. token ids >= 2**31 for int32) and integer
+    arrays of another type than a quantized input's own (e.g. uint8 images
+    for an int8 model, which expects the Keras model's float values) raise.
+
+    Thread safety: one instance may be shared by threads; their calls take
+    turns on a lock, as a LiteRT interpreter runs one invocation at a time.
+    For parallel inference, give each thread its own `TFLiteModel`.
 
     Args:
         path: the `.tflite` file.
@@ -42,31 +53,58 @@ class TFLiteModel:
             model_path=self.path, num_threads=num_threads, experimental_op_resolver_type=resolver
         )
         self.interpreter.allocate_tensors()
+        self._lock = threading.Lock()
         (self.input,) = self.interpreter.get_input_details()
         (self.output,) = self.interpreter.get_output_details()
         self.batch_size = int(self.input["shape"][0])
 
     def quantize(self, x):
-        """Float inputs in the model's input type (int8 / uint8 via its scale and zero point)."""
-        dtype = self.input["dtype"]
+        """Inputs in the model's input type: float values through its scale and
+        zero point when it is quantized, integers checked against its range."""
+        x = np.asarray(x)
+        dtype = np.dtype(self.input["dtype"])
         scale, zero_point = self.input["quantization"]
-        if np.issubdtype(x.dtype, np.floating) and dtype in (np.int8, np.uint8) and scale:
-            info = np.iinfo(dtype)
-            x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
+        if np.issubdtype(x.dtype, np.floating):
+            if not np.isfinite(x).all():
+                raise ValueError(f"Argument `x` must be finite for {self.path}. Received values with NaN or inf")
+            if np.issubdtype(dtype, np.integer) and scale:
+                info = np.iinfo(dtype)
+                return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+            if np.issubdtype(dtype, np.integer):
+                raise ValueError(
+                    f"{self.path} takes {dtype} values (e.g. token ids). Received: a {x.dtype} array"
+                )
+            return x.astype(dtype)
+        if np.issubdtype(dtype, np.floating):
+            return x.astype(dtype)
+        if scale and x.dtype != dtype:
+            raise ValueError(
+                f"{self.path} takes the Keras model's float values (quantized to {dtype} with scale "
+                f"{scale:g}), or raw {dtype}. Received: a {x.dtype} array; convert it as the Keras "
+                "model expects it, e.g. images scaled to floats."
+            )
+        info = np.iinfo(dtype)
+        if x.size and (x.min() < info.min or x.max() > info.max):
+            raise ValueError(
+                f"Argument `x` has values outside {dtype}'s range [{info.min}, {info.max}] for "
+                f"{self.path}. Received: min {x.min()}, max {x.max()}"
+            )
         return x.astype(dtype)
 
     def dequantize(self, y):
         """Raw outputs as float32."""
         scale, zero_point = self.output["quantization"]
-        if y.dtype in (np.int8, np.uint8) and scale:
+        if np.issubdtype(y.dtype, np.integer) and scale:
             return (y.astype(np.float32) - zero_point) * scale
         return y.astype(np.float32)
 
     def predict_raw(self, batch):
         """One call on exactly `batch_size` samples; the raw output tensor."""
-        self.interpreter.set_tensor(self.input["index"], self.quantize(np.asarray(batch)))
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output["index"])
+        batch = self.quantize(batch)
+        with self._lock:
+            self.interpreter.set_tensor(self.input["index"], batch)
+            self.interpreter.invoke()
+            return self.interpreter.get_tensor(self.output["index"])
 
     def predict(self, x):
         """Float outputs for every sample of `x`, like `keras.Model.predict`."""
@@ -82,6 +120,9 @@ class TFLiteModel:
                 f"The model's static batch is {self.batch_size}; `x` must hold a multiple of it. "
                 f"Received: {len(x)} samples"
             )
+        if len(x) == 0:
+            return np.zeros((0, *self.output["shape"][1:]), np.float32)
+        x = self.quantize(x)  # checks every sample before the first call
         outputs = [
             self.dequantize(self.predict_raw(x[start : start + self.batch_size]))
             for start in range(0, len(x), self.batch_size)
@@ -93,11 +134,15 @@ class TFLiteModel:
         return classification_accuracy(self.predict(x), y)
 
 
-def classification_accuracy(probabilities, labels):
-    """Share of right decisions: `p > 0.5` for one sigmoid unit, else argmax."""
-    labels = np.asarray(labels).reshape(-1)
+def decisions(probabilities):
+    """The class of each row: `p > 0.5` for one sigmoid unit, else the argmax."""
+    probabilities = np.asarray(probabilities)
     if probabilities.shape[-1] == 1:
-        predicted = (probabilities[:, 0] > 0.5).astype(labels.dtype)
-    else:
-        predicted = probabilities.argmax(-1)
-    return float(np.mean(predicted == labels))
+        return (probabilities[..., 0] > 0.5).astype(np.int64)
+    return probabilities.argmax(-1)
+
+
+def classification_accuracy(probabilities, labels):
+    """Share of right decisions (see `decisions`)."""
+    labels = np.asarray(labels).reshape(-1)
+    return float(np.mean(decisions(probabilities) == labels))

@@ -10,7 +10,7 @@ class LayerNormalization(keras.layers.Layer):
     same `gamma` / `beta` weights), written as `(x - mean) * rsqrt(var + eps)
     * gamma + beta`. Keras' own layer leaves a float `NEG` op in a full-int8
     TFLite graph without any error; this form converts to SUB, MEAN,
-    SQUARED_DIFFERENCE, RSQRT, MUL and ADD only, all int8 kernels.
+    RSQRT, MUL and ADD only, all int8 (and int16) kernels.
 
     Args:
         epsilon: float. Added to the variance.
@@ -54,7 +54,9 @@ class LayerNormalization(keras.layers.Layer):
         # Low-precision inputs are normalized in float32, as Keras does.
         x = ops.cast(inputs, "float32")
         centered = x - ops.mean(x, axis=-1, keepdims=True)
-        variance = ops.mean(ops.square(centered), axis=-1, keepdims=True)
+        # `c * c`, not `square(c)`: the converter turns the latter into
+        # SQUARED_DIFFERENCE, which has no int16 kernel (int16x8 files).
+        variance = ops.mean(centered * centered, axis=-1, keepdims=True)
         x = centered * ops.rsqrt(variance + self.epsilon)
         if self.scale:
             x = x * ops.cast(self.gamma, "float32")

@@ -1,0 +1,69 @@
+"""Conversion from the JAX and PyTorch backends, in a TensorFlow subprocess.
+
+The backend of a process is fixed when keras is imported, and conversion
+needs TensorFlow. `convert_in_tensorflow` saves the model and the arrays to a
+temporary folder, runs this module with KERAS_BACKEND=tensorflow on a JSON
+request holding `convert`'s arguments, and reads the `Conversion` back; the
+subprocess's whole error output is passed on if it fails.
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+
+ARRAYS = ("representative_data", "validation_data")
+
+
+def convert_in_tensorflow(model, output_path, **arguments):
+    from keras_superattn.deploy.convert import Conversion
+    from keras_superattn.deploy.convert import warn_if_disagreeing
+
+    with tempfile.TemporaryDirectory() as folder:
+        if not isinstance(model, (str, os.PathLike)):
+            path = os.path.join(folder, "model.keras")
+            model.save(path)
+            model = path
+        request = dict(arguments, model=os.fspath(model), output_path=os.fspath(output_path))
+        for name in ARRAYS:
+            if request[name] is not None:
+                request[name] = os.path.join(folder, f"{name}.npy")
+                np.save(request[name], np.asarray(arguments[name]))
+        request_path, result_path = os.path.join(folder, "request.json"), os.path.join(folder, "result.json")
+        with open(request_path, "w") as f:
+            json.dump(request, f)
+        run = subprocess.run(
+            [sys.executable, "-m", "keras_superattn.deploy._worker", request_path, result_path],
+            env=dict(os.environ, KERAS_BACKEND="tensorflow"),
+            stdout=None if arguments["verbose"] else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        if run.returncode != 0:
+            raise ValueError(f"Conversion in the TensorFlow subprocess failed:\n{run.stderr.strip()}")
+        with open(result_path) as f:
+            conversion = Conversion(**json.load(f))
+    warn_if_disagreeing(conversion)
+    return conversion
+
+
+def main(request_path, result_path):
+    from keras_superattn.deploy.convert import convert
+
+    with open(request_path) as f:
+        request = json.load(f)
+    for name in ARRAYS:
+        if request[name] is not None:
+            request[name] = np.load(request[name])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the calling process warns, from the result
+        conversion = convert(request.pop("model"), request.pop("output_path"), **request)
+    with open(result_path, "w") as f:
+        json.dump(dataclasses.asdict(conversion), f)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
