@@ -143,7 +143,9 @@ def train_one(build_model, data, variant, seed, config, out_dir):
 
 def batch_latency(models, batch, rounds=30, warmup=3):
     """Median seconds of one inference batch per model, timed interleaved."""
-    calls = {name: (lambda m=model: keras.ops.convert_to_numpy(m(batch, training=False))) for name, model in models.items()}
+    calls = {
+        name: (lambda m=model: keras.ops.convert_to_numpy(m(batch, training=False))) for name, model in models.items()
+    }
     return interleaved_median_seconds(calls, rounds, warmup)
 
 
@@ -185,7 +187,7 @@ def convert_best_models(best_runs, out_dir, data, calibration_samples=300):
     return accuracy
 
 
-def compare_variants(build_model, data, variants, seeds, out_dir, **config):
+def compare_variants(build_model, data, variants, seeds, out_dir, int8=True, **config):
     """Trains each variant with each seed and writes results.json / .md / .png.
 
     Args:
@@ -198,6 +200,7 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
         out_dir: folder for `results.json`, `results.md`, `results.png`,
             `models/<variant>_seed<k>.keras` and, for each variant's best
             run, the int8 file `tflite/<variant>_int8.tflite`.
+        int8: bool. Convert each variant's best model to int8 and score it.
         **config: `epochs`, `batch_size`, `learning_rate`,
             `learning_rate_schedule` (`"constant"`, the default, or
             `"cosine"`), `loss`, `validation_split`, `verbose`, `title`, and
@@ -212,7 +215,10 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
             raise ValueError(f"Argument `{name}` must not be empty. Received: {name}={values}")
     check_config(config)
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
-    runs = {variant: [train_one(build_model, data, variant, seed, config, out_dir) for seed in seeds] for variant in variants}
+    runs = {
+        variant: [train_one(build_model, data, variant, seed, config, out_dir) for seed in seeds]
+        for variant in variants
+    }
     best_runs = {variant: max(r, key=lambda run: run["validation_accuracy"]) for variant, r in runs.items()}
     best_models = {
         variant: keras.saving.load_model(os.path.join(out_dir, run["checkpoint"]))
@@ -220,7 +226,7 @@ def compare_variants(build_model, data, variants, seeds, out_dir, **config):
     }
     test_batch = data[1][0][: config["batch_size"]]
     latency = batch_latency(best_models, test_batch)
-    int8_accuracy = convert_best_models(best_runs, out_dir, data)
+    int8_accuracy = convert_best_models(best_runs, out_dir, data) if int8 else {}
     summary = {}
     for variant, variant_runs in runs.items():
         accuracies = [run["test_accuracy"] for run in variant_runs]

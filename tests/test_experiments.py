@@ -1,0 +1,115 @@
+"""compare_variants: seeds, the choice of the best run, checkpoints, settings."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_superattn import experiments
+from keras_superattn import models
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETTINGS = dict(
+    epochs=2, batch_size=16, learning_rate=1e-2, loss="binary_crossentropy", validation_split=0.25, verbose=0
+)
+
+
+def tiny_text(variant):
+    return models.text_classifier(variant, 30, 6, embedding_dim=8, num_heads=2, intermediate_dim=8, hidden_dim=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 30, (96, 6)).astype("int32")
+    y = (x[:, 0] > 15).astype("float32")  # learnable: the first token decides
+    return (x[:64], y[:64]), (x[64:], y[64:])
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, tiny_data):
+    out = tmp_path_factory.mktemp("compare")
+    seeds = (seed for seed in (0, 1, 2))  # a generator, used once
+    variants = ["standard", "efficient"]
+    return out, experiments.compare_variants(tiny_text, tiny_data, variants, seeds, out, int8=False, **SETTINGS)
+
+
+def test_every_variant_gets_every_seed(results):
+    _, results = results
+    assert results["seeds"] == [0, 1, 2]
+    assert {variant: len(runs) for variant, runs in results["runs"].items()} == {"standard": 3, "efficient": 3}
+
+
+def test_best_run_is_chosen_by_validation_accuracy(results):
+    out, results = results
+    for variant, runs in results["runs"].items():
+        best = max(runs, key=lambda run: run["validation_accuracy"])
+        assert results["summary"][variant]["best_checkpoint"] == best["checkpoint"]
+        assert all(0 <= run["validation_accuracy"] <= 1 for run in runs)
+    with open(out / "results.json") as f:
+        assert json.load(f)["summary"] == results["summary"]
+
+
+def test_checkpoint_rescores_to_the_reported_accuracy(results, tiny_data):
+    out, results = results
+    run = results["runs"]["efficient"][1]
+    model = keras.saving.load_model(out / run["checkpoint"])
+    model.compile(loss="binary_crossentropy", metrics=["accuracy"])
+    (_, _), (x_test, y_test) = tiny_data
+    assert model.evaluate(x_test, y_test, verbose=0)[1] == pytest.approx(run["test_accuracy"], abs=1e-6)
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    model = tiny_text("standard")
+    path = tmp_path / "best.keras"
+    experiments.save_model_atomically(model, path)
+    good = path.read_bytes()
+
+    def interrupted(self, filepath, *args, **kwargs):
+        with open(filepath, "wb") as f:
+            f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        experiments.save_model_atomically(model, path)
+    assert path.read_bytes() == good and os.listdir(tmp_path) == ["best.keras"]
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(epochs=0), r"`epochs` must be a positive integer"),
+        (dict(batch_size=0), r"`batch_size` must be a positive integer"),
+        (dict(validation_split=0.0), r"`validation_split` must be in \(0, 1\)"),
+        (dict(learning_rate=-1.0), r"`learning_rate` must be positive"),
+    ],
+)
+def test_bad_settings_fail_before_training(tmp_path, change, match):
+    def never(variant):
+        raise AssertionError("no model may be built")
+
+    with pytest.raises(ValueError, match=match):
+        experiments.compare_variants(never, None, ["standard"], [0], tmp_path, **dict(SETTINGS, **change))
+
+
+def test_empty_seeds_and_missing_settings(tmp_path):
+    with pytest.raises(ValueError, match=r"`seeds` must not be empty"):
+        experiments.compare_variants(tiny_text, None, ["standard"], iter([]), tmp_path, **SETTINGS)
+    with pytest.raises(ValueError, match=r"missing the settings \['loss'\]"):
+        settings = {k: v for k, v in SETTINGS.items() if k != "loss"}
+        experiments.compare_variants(tiny_text, None, ["standard"], [0], tmp_path, **settings)
+
+
+@pytest.mark.parametrize("flag, value", [("--seeds", "0"), ("--batch-size", "0"), ("--epochs", "-1")])
+def test_tutorials_refuse_bad_counts_before_loading_data(flag, value):
+    run = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tutorials", "vit_mnist.py"), flag, value, "--data-dir", "/nonexistent"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 2
+    assert f"{flag}: must be a positive integer, got '{value}'" in run.stderr
