@@ -12,6 +12,14 @@ from keras_superattn._validation import check_rate
 # Added to the scores of masked keys; the scores are float32 when it is used.
 _MASKED_SCORE = -1e9
 
+# The attention core is chosen per backend by measurement (BENCHMARKS.md,
+# "Attention core"): PyTorch's fused SDPA kernel beats an explicit
+# matmul-softmax-matmul (which takes 1.5x its time forward, 1.9x forward +
+# backward, at (B, l, h, d_k) = (32, 128, 8, 32)); on TensorFlow and JAX,
+# whose CPU `dot_product_attention` is not fused, the explicit form takes
+# 0.76 / 0.50 of its time forward and 0.82 / 0.83 forward + backward.
+_FUSED_CORE = keras.backend.backend() == "torch"
+
 
 class BaseAttention(keras.layers.Layer):
     """Multi-head scaled dot-product attention with pluggable projections.
@@ -49,7 +57,8 @@ class BaseAttention(keras.layers.Layer):
             `(B, l)`, `(B, s)` and `(B, s)`, `True` for real tokens. Keras masks
             (e.g. from `Embedding(mask_zero=True)`) are used when these are
             not given, and the query mask is propagated to the output.
-        attention_mask: optional boolean tensor of shape `(B, l, s)`; `True`
+        attention_mask: optional boolean tensor of shape `(B, l, s)`, or
+            `(1, l, s)` / `(l, s)` for one mask shared by the batch; `True`
             where a query may attend to a key.
         return_attention_scores: bool. Also return the attention weights.
         training: bool. Whether dropout is active.
@@ -174,15 +183,15 @@ class BaseAttention(keras.layers.Layer):
         """Attention per head on `(B, l, h, d_k)` tensors; returns the same layout."""
         mask = None if mask is None else mask[:, None]  # (B | 1, 1, l, s)
         # The fused kernel computes in the input dtype; under mixed precision
-        # the explicit path below keeps the softmax in float32, so the result
-        # does not depend on `return_attention_scores`.
-        fused = self.compute_dtype == "float32"
+        # the explicit form keeps the softmax in float32, so the result does
+        # not depend on `return_attention_scores`.
+        fused = _FUSED_CORE and self.compute_dtype == "float32"
         if fused and not return_weights and not (training and self.dropout > 0):
             return ops.dot_product_attention(q, k, v, mask=mask), None
-        q = ops.transpose(q, (0, 2, 1, 3))  # (B, h, l, d_k)
+        q = ops.transpose(q * (self.head_dim**-0.5), (0, 2, 1, 3))  # (B, h, l, d_k), scaled
         k = ops.transpose(k, (0, 2, 3, 1))  # (B, h, d_k, s)
         v = ops.transpose(v, (0, 2, 1, 3))  # (B, h, s, d_k)
-        scores = ops.cast(ops.matmul(q, k), "float32") / float(self.head_dim) ** 0.5
+        scores = ops.cast(ops.matmul(q, k), "float32")  # (B, h, l, s)
         if mask is not None:
             scores = ops.where(mask, scores, _MASKED_SCORE)  # (B, h, l, s)
         weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
