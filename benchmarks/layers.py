@@ -142,7 +142,7 @@ def main():
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument(
         "--settings", default=None,
-        help="B,l,d,h settings separated by ';' (default: %s)" % ";".join(",".join(map(str, s)) for s in SETTINGS),
+        help=f"B,l,d,h settings separated by ';' (default: {';'.join(','.join(map(str, s)) for s in SETTINGS)})",
     )
     args = parser.parse_args()
     settings = SETTINGS

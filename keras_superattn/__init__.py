@@ -5,3 +5,4 @@ from keras_superattn import layers
 from keras_superattn import models
 
 __version__ = "0.1.0"
+__all__ = ["costs", "layers", "models"]

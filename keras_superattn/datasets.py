@@ -106,7 +106,9 @@ def load_imdb(num_words=20000, data_dir=None):
     detail from the downloaded ones; the vocabulary and ids are the same.
     """
     if isinstance(num_words, bool) or not isinstance(num_words, int) or num_words <= INDEX_FROM:
-        raise ValueError(f"Argument `num_words` must be an integer above {INDEX_FROM}. Received: num_words={num_words!r}")
+        raise ValueError(
+            f"Argument `num_words` must be an integer above {INDEX_FROM}. Received: num_words={num_words!r}"
+        )
     data_dir = data_dir_or_env(data_dir)
     if data_dir is None:
         return keras.datasets.imdb.load_data(num_words=num_words)

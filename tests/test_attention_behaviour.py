@@ -3,10 +3,11 @@
 import keras
 import numpy as np
 import pytest
-
 from keras.src.backend.common.masking import get_keras_mask
+
 from keras_superattn import layers
-from tests.conftest import VARIANTS, padding_mask
+from tests.conftest import VARIANTS
+from tests.conftest import padding_mask
 
 B, L, D, H = 2, 8, 16, 4
 
@@ -164,8 +165,14 @@ def test_bad_constructor_arguments(make, match):
         (dict(query=(B, L, 30)), r"multiple of `num_heads`.*query.shape=\(2, 8, 30\), num_heads=4"),
         (dict(query=(B, D)), r"`query` must have rank 3.*Received: query.shape=\(2, 16\)"),
         (dict(query=(B, L, D), value=(B, L, D, 1)), r"`value` must have rank 3"),
-        (dict(query=(B, L, D), value=(B, L, 8)), r"`value` must have the same last dimension as `query` \(16\).*value.shape=\(2, 8, 8\)"),
-        (dict(query=(B, L, D), value=(B, L, D), key=(B, 5, D)), r"same sequence length.*key.shape=\(2, 5, 16\), value.shape=\(2, 8, 16\)"),
+        (
+            dict(query=(B, L, D), value=(B, L, 8)),
+            r"`value` must have the same last dimension as `query` \(16\).*value.shape=\(2, 8, 8\)",
+        ),
+        (
+            dict(query=(B, L, D), value=(B, L, D), key=(B, 5, D)),
+            r"same sequence length.*key.shape=\(2, 5, 16\), value.shape=\(2, 8, 16\)",
+        ),
     ],
 )
 def test_bad_input_shapes(variant, shapes, match):
@@ -181,7 +188,8 @@ def test_bad_input_shapes(variant, shapes, match):
 def test_bad_mask_shapes(variant, mask_name, shape):
     x = np.zeros((B, L, D), "float32")
     layer = VARIANTS[variant](num_heads=H)
-    with pytest.raises(ValueError, match=rf"`{mask_name}` must have shape .*Received: {mask_name}.shape=\({shape[0]}, {shape[1]}"):
+    received = rf"Received: {mask_name}.shape=\({shape[0]}, {shape[1]}"
+    with pytest.raises(ValueError, match=rf"`{mask_name}` must have shape .*{received}"):
         layer(x, x, x, **{mask_name: np.ones(shape, bool)})
     symbolic = keras.Input((L, D))
     with pytest.raises(ValueError, match=rf"`{mask_name}` must have shape"):

@@ -17,7 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run_tutorial(name, out, data_dir, *extra, env=None):
     run = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tutorials", name), "--quick", "--out", str(out), "--data-dir", data_dir, *extra],
+        [
+            sys.executable, os.path.join(ROOT, "tutorials", name),
+            "--quick", "--out", str(out), "--data-dir", data_dir, *extra,
+        ],
         env=dict(os.environ, **(env or {})), capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]

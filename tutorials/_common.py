@@ -20,7 +20,9 @@ def parser(description, seeds, epochs, batch_size):
     p.add_argument("--epochs", type=positive_int, default=epochs, help=f"(default {epochs})")
     p.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"(default {batch_size})")
     p.add_argument("--out", default=None, help="output folder (default runs/<tutorial>)")
-    p.add_argument("--data-dir", default=None, help="local dataset files (default $KERAS_SUPERATTN_DATA, else download)")
+    p.add_argument(
+        "--data-dir", default=None, help="local dataset files (default $KERAS_SUPERATTN_DATA, else download)"
+    )
     p.add_argument("--variants", default=None, help="comma-separated subset of the variants")
     p.add_argument("--quick", action="store_true", help="a few hundred samples, one epoch, one seed")
     p.add_argument("--data-parallel", action="store_true", help="shard batches over all devices (JAX)")

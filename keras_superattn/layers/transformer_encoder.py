@@ -52,25 +52,30 @@ class TransformerEncoder(keras.layers.Layer):
         num_heads: int. Attention heads; must divide the input width.
         attention: `"standard"`, `"optimized"`, `"efficient"`, `"super"`,
             `"mha"` (`keras.layers.MultiHeadAttention` with `key_dim = d / h`)
-            or an attention layer class taking `num_heads`.
+            or an attention layer class taking `num_heads`; to save, the
+            class must be registered with
+            `keras.saving.register_keras_serializable`.
         dropout: float. Dropout on the outputs of both sub-blocks.
         attention_dropout: float. Dropout on the attention weights.
         activation: activation of the feed-forward hidden layer.
         layer_norm_epsilon: float. Epsilon of the layer normalizations.
         normalize_first: bool. Pre-norm when True, post-norm when False.
-        kernel_initializer, bias_initializer: of every dense kernel and bias.
+        kernel_initializer, bias_initializer: of every dense kernel and bias;
+            each weight gets its own clone, so none start out equal.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Call arguments:
         inputs: tensor of shape `(B, l, d)`.
         padding_mask: optional boolean `(B, l)`, `True` for real tokens; the
             Keras mask of `inputs` is used when not given.
-        attention_mask: optional boolean `(B, l, l)`.
+        attention_mask: optional boolean `(B, l, l)` (or `(l, l)`).
         use_causal_mask: bool. Causal self-attention.
+        return_attention_scores: bool. Also return the attention weights.
         training: bool. Whether dropout is active.
 
     Returns:
-        A tensor of the input's shape.
+        A tensor of the input's shape, and with `return_attention_scores=True`
+        also the attention weights, `(B, num_heads, l, l)`.
 
     Example:
 
