@@ -240,3 +240,11 @@ def test_command_line_user_errors_print_one_line(tmp_path, args, message):
     )
     assert run.returncode == 2
     assert message in run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]
+
+
+def test_inspect_counts_xnnpack_partitions(int8_files, tmp_path):
+    # XNNPACK takes a float32 ViT whole; in int8 it leaves SOFTMAX, GELU,
+    # RSQRT and activation BATCH_MATMULs to LiteRT, cutting the graph apart.
+    float32 = deploy.convert(tiny_vit(), tmp_path / "f.tflite", quantization="float32", verbose=False)
+    assert deploy.inspect(float32)["xnnpack_partitions"] == 1
+    assert deploy.inspect(int8_files[0])["xnnpack_partitions"] > 1

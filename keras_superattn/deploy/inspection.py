@@ -111,6 +111,7 @@ def inspect(path):
         "builtin_only": all(op.name != "CUSTOM" for op in ops),  # no Flex or custom ops
         "full_integer": not floats,
         "float_ops": [f"#{op.index} {op.name}" for op in floats],
+        "xnnpack_partitions": xnnpack_partitions(path),
         "edge_tpu": {
             "compatible": not problems and first is None,
             "problems": problems + ([first[1]] if first else []),
@@ -128,6 +129,20 @@ def inspect(path):
                              capture_output=True, text=True)
         report["edgetpu_compiler"] = run.stdout + run.stderr
     return report
+
+
+def xnnpack_partitions(path):
+    """How many pieces LiteRT's XNNPACK delegate cuts the graph into: 1 when it
+    takes every op; each op it leaves to LiteRT's own kernels (int8 SOFTMAX,
+    GELU, RSQRT, BATCH_MATMUL of two activations, measured by
+    benchmarks/int8_delegation.py) splits it further."""
+    from keras_superattn.deploy.runtime import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter.allocate_tensors()
+    # A private method, but the only view LiteRT's Python API gives of the
+    # delegated graph: each partition is one DELEGATE node.
+    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
 
 
 def _describe(tensor):
@@ -150,6 +165,7 @@ def format_report(report):
         f"  builtin ops only: {report['builtin_only']}, static shapes: {report['static_shapes']}, "
         f"batch 1: {report['batch_one']}, full integer: {report['full_integer']}"
         + (f" (float ops: {report['float_ops']})" if report["float_ops"] else ""),
+        f"  XNNPACK delegate partitions: {report['xnnpack_partitions']} (1 = XNNPACK runs the whole graph)",
         f"  Edge TPU: {'compatible' if tpu['compatible'] else 'not fully compatible'}",
     ]
     if tpu["first_cpu_op"]:
