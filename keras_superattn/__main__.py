@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 
+from keras_superattn._validation import positive_int_argument as positive_int
+
 DATASETS = ("imdb", "mnist", "cifar10")
 
 
@@ -83,17 +85,6 @@ def run_bench(args):
           f"{args.model}: {result['size_bytes']:,} bytes; median {result['median_ms']:.3f} ms "
           f"(p10 {result['p10_ms']:.3f}, p90 {result['p90_ms']:.3f}) over {args.runs} runs, "
           f"{args.threads} thread(s), XNNPACK {'on' if result['xnnpack'] else 'off'}")
-
-
-def positive_int(text):
-    """argparse type: a positive integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def main(argv=None):

@@ -1,5 +1,6 @@
 """Argument checks worded the way Keras words them."""
 
+import argparse
 import numbers
 
 
@@ -21,3 +22,14 @@ def check_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
         raise ValueError(f"Argument `{name}` must be a float in [0, 1). Received: {name}={value!r}")
     return float(value)
+
+
+def positive_int_argument(text):
+    """argparse type: a positive integer, else a usage error before any work."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value

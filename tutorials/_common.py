@@ -2,16 +2,7 @@
 
 import argparse
 
-
-def positive_int(text):
-    """argparse type: a positive integer, else a usage error before any work."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+from keras_superattn._validation import positive_int_argument as positive_int
 
 
 def parser(description, seeds, epochs, batch_size):

@@ -21,6 +21,7 @@ _MASKED_SCORE = -1e9
 _FUSED_CORE = keras.backend.backend() == "torch"
 
 
+@keras.saving.register_keras_serializable(package="keras_superattn")
 class BaseAttention(keras.layers.Layer):
     """Multi-head scaled dot-product attention with pluggable projections.
 
