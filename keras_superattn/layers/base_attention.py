@@ -13,11 +13,11 @@ from keras_superattn._validation import check_rate
 _MASKED_SCORE = -1e9
 
 # The attention core is chosen per backend by measurement (BENCHMARKS.md,
-# "Attention core"): PyTorch's fused SDPA kernel beats an explicit
-# matmul-softmax-matmul (which takes 1.5x its time forward, 1.9x forward +
-# backward, at (B, l, h, d_k) = (32, 128, 8, 32)); on TensorFlow and JAX,
-# whose CPU `dot_product_attention` is not fused, the explicit form takes
-# 0.76 / 0.50 of its time forward and 0.82 / 0.83 forward + backward.
+# "Attention core", benchmarks/attention_core.py): PyTorch's fused SDPA kernel
+# beats an explicit matmul-softmax-matmul (which takes 1.9x its time forward,
+# 2.1x forward + backward); TensorFlow's and JAX's CPU `dot_product_attention`
+# is not fused, and the explicit form takes 0.84 / 0.56 of its time forward
+# and 0.72 / 0.78 forward + backward.
 _FUSED_CORE = keras.backend.backend() == "torch"
 
 

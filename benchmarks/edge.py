@@ -1,0 +1,71 @@
+"""Latency of .tflite files per variant and mode, 1 thread, interleaved.
+
+The 64-token ViT of the speed issue: 32 x 32 x 3 images, 4 x 4 patches,
+d = 128, 4 heads, 4 blocks, FFN 256, untrained (latency does not depend on the
+weights; calibration uses random images). Each variant is converted to
+float32, int8 and int16x8 with `deploy.convert`; all files are timed in one
+interleaved loop (LiteRT, XNNPACK on, 1 thread, median of `--rounds`
+invocations), so that machine load hits them alike. Ratios are to the Standard
+float32 file of the same run; the XNNPACK column is the number of delegate
+partitions (`deploy.inspect`).
+
+    KERAS_BACKEND=tensorflow python benchmarks/edge.py
+"""
+
+import argparse
+import os
+import tempfile
+import warnings
+
+import keras
+import numpy as np
+
+from keras_superattn import deploy
+from keras_superattn import experiments
+from keras_superattn import models
+
+VARIANTS = ("standard", "optimized", "efficient", "super")
+MODES = ("float32", "int8", "int16x8")
+
+
+def vit(variant):
+    keras.utils.set_random_seed(0)
+    return models.vit_classifier(
+        variant, (32, 32, 3), patch_size=4, num_classes=10, embedding_dim=128, num_heads=4, num_layers=4,
+        intermediate_dim=256,
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=100)
+    args = parser.parse_args()
+    images = np.random.default_rng(0).random((64, 32, 32, 3)).astype("float32")
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # untrained: agreement is not the point here
+        paths = {}
+        for variant in VARIANTS:
+            model = vit(variant)
+            for mode in MODES:
+                path = os.path.join(folder, f"{variant}_{mode}.tflite")
+                deploy.convert(model, path, quantization=mode, representative_data=images, verbose=False)
+                paths[variant, mode] = path
+        runners = {key: deploy.TFLiteModel(path, num_threads=1) for key, path in paths.items()}
+        for runner in runners.values():
+            runner.interpreter.set_tensor(runner.input["index"], runner.quantize(images[:1]))
+        calls = {key: runner.interpreter.invoke for key, runner in runners.items()}
+        seconds = experiments.interleaved_median_seconds(calls, args.rounds, warmup=5)
+        partitions = {key: deploy.inspect(path)["xnnpack_partitions"] for key, path in paths.items()}
+    base = seconds["standard", "float32"]
+    print("| variant | " + " | ".join(f"{m} ms (/ Standard float32), XNNPACK partitions" for m in MODES) + " |")
+    print("|---|" + "---|" * len(MODES))
+    for variant in VARIANTS:
+        cells = [
+            f"{1e3 * seconds[variant, m]:.3f} ({seconds[variant, m] / base:.2f}), {partitions[variant, m]}"
+            for m in MODES
+        ]
+        print(f"| {variant} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
