@@ -10,6 +10,8 @@ from keras_superattn import datasets
 from keras_superattn import deploy
 from keras_superattn.deploy import arm64
 
+pytestmark = pytest.mark.slow  # trains, converts or spawns processes
+
 FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tflite_models")
 # Emulated arm64 and x86 both run XNNPACK, whose kernels round differently per
 # CPU. Nearly every output value must agree within a few int8 steps (1/256 of

@@ -6,6 +6,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 
 from keras_superattn import layers
 from tests.conftest import VARIANTS
@@ -69,6 +70,7 @@ def functional():
     return keras.Model([query, source], x)
 
 
+@pytest.mark.slow
 def test_saved_models_load_in_fresh_processes_on_every_backend(tmp_path, rng):
     models = {variant: sequential(variant) for variant in VARIANTS}
     models["functional"] = functional()

@@ -17,6 +17,7 @@ from keras_superattn import models
 from keras_superattn.deploy import flatbuffer
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="conversion runs on TensorFlow"),
     # An untrained model's near-ties make int8 decisions differ; ranges are the point here.
     pytest.mark.filterwarnings("ignore:The int8 file"),

@@ -7,6 +7,8 @@ import pytest
 
 from keras_superattn import datasets
 
+pytestmark = pytest.mark.slow  # reads and encodes the real datasets
+
 
 def test_mnist(data_dir):
     (x_train, y_train), (x_test, y_test) = datasets.load_mnist(data_dir)

@@ -28,7 +28,7 @@ INT8_MEAN_ERROR = 0.05
 INT8_CORRELATION = 0.8
 # These small models are briefly trained or not at all: their near-ties make
 # `convert`'s agreement warning (tested in test_deploy_inputs.py) expected here.
-pytestmark = pytest.mark.filterwarnings("ignore:The int8 file")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:The int8 file")]
 
 
 def assert_close_int8(got, want):

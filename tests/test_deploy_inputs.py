@@ -14,7 +14,8 @@ from keras_superattn import deploy
 from keras_superattn import models
 
 on_tensorflow = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="conversion runs on TensorFlow")
-pytestmark = pytest.mark.filterwarnings("ignore:The int8 file")  # untrained models: near-ties
+# Conversions and subprocesses: the slow lane. Untrained models have near-ties, hence the filter.
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:The int8 file")]
 
 
 def tiny_vit():

@@ -12,6 +12,8 @@ import pytest
 from keras_superattn import experiments
 from keras_superattn import models
 
+pytestmark = pytest.mark.slow  # trains, converts or spawns processes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = dict(
     epochs=2, batch_size=16, learning_rate=1e-2, loss="binary_crossentropy", validation_split=0.25, verbose=0

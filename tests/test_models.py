@@ -39,6 +39,7 @@ def test_bad_num_classes():
         models.vit_classifier("standard", (8, 8, 1), 4, num_classes=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", ["standard", "super", "mha"])
 def test_models_save_and_load(tmp_path, rng, attention):
     text = models.text_classifier(attention, 100, 16, num_classes=3, mask_zero=True)

@@ -10,6 +10,8 @@ import pytest
 from keras_superattn import datasets
 from keras_superattn import deploy
 
+pytestmark = pytest.mark.slow  # trains, converts or spawns processes
+
 FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tflite_models")
 with open(os.path.join(FOLDER, "manifest.json")) as f:
     MANIFEST = json.load(f)

@@ -12,6 +12,8 @@ import pytest
 from keras_superattn import datasets
 from keras_superattn import experiments
 
+pytestmark = pytest.mark.slow  # trains, converts or spawns processes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
