@@ -156,13 +156,15 @@ def main():
     if os.path.exists(manifest_path):
         with open(manifest_path) as f:
             manifest["models"] = json.load(f)["models"]
+    rebuilt = {}
     for task, run_dir in (("imdb", args.imdb), ("mnist", args.mnist)):
         if run_dir:
             manifest["models"] = {k: v for k, v in manifest["models"].items() if not k.startswith(f"{task}_")}
-            manifest["models"].update(build(task, run_dir, args.data_dir))
+            rebuilt.update(build(task, run_dir, args.data_dir))
+    manifest["models"].update(rebuilt)
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=2)
-    for name, entry in manifest["models"].items():
+    for name, entry in rebuilt.items():
         print(
             f"{name}: {entry['size_bytes']:,} B, float {100 * entry['float_test_accuracy']:.2f} %, "
             f"int8 {100 * entry['int8_test_accuracy']:.2f} %, "
