@@ -43,8 +43,11 @@ def test_committed_model_matches_its_manifest(name, request):
     for xnnpack in (True, False):
         accuracy = deploy.TFLiteModel(path, use_xnnpack=xnnpack).evaluate(x, y)
         assert accuracy == pytest.approx(entry["int8_subset_accuracy"], abs=0.005)
-    # The int8 file loses at most one accuracy point on the full test set.
-    assert entry["float_test_accuracy"] - entry["int8_test_accuracy"] <= 0.01
+    # Measured by build.py on the full test set: the int8 file loses at most
+    # 0.2 accuracy points and takes the Keras model's decision on >= 99% of samples.
+    assert entry["float_test_accuracy"] - entry["int8_test_accuracy"] <= 0.002
+    assert entry["int8_agreement_with_keras"] >= 0.99
+    assert entry["calibration"]["statistic"] == "minmax"
 
 
 def test_every_variant_is_committed():
