@@ -142,6 +142,11 @@ def convert(
     checked = samples
     if validation_data is not None:
         checked = _samples("validation_data", validation_data, model_input)
+        if len(checked) < batch_size:
+            raise ValueError(
+                f"Argument `validation_data` must hold at least batch_size={batch_size} samples. "
+                f"Received: {len(checked)}"
+            )
     input_shape = (batch_size, *model_input.shape[1:])
     tflite_bytes = _convert_tensorflow_model(
         model, input_shape, quantization, samples, io_dtype, calibration_statistic, verbose
