@@ -100,7 +100,10 @@ class TFLiteModel:
 
     def predict_raw(self, batch):
         """One call on exactly `batch_size` samples; the raw output tensor."""
-        batch = self.quantize(batch)
+        return self._invoke(self.quantize(batch))
+
+    def _invoke(self, batch):
+        """One call on a batch already in the model's input type."""
         with self._lock:
             self.interpreter.set_tensor(self.input["index"], batch)
             self.interpreter.invoke()
@@ -124,7 +127,7 @@ class TFLiteModel:
             return np.zeros((0, *self.output["shape"][1:]), np.float32)
         x = self.quantize(x)  # checks every sample before the first call
         outputs = [
-            self.dequantize(self.predict_raw(x[start : start + self.batch_size]))
+            self.dequantize(self._invoke(x[start : start + self.batch_size]))
             for start in range(0, len(x), self.batch_size)
         ]
         return np.concatenate(outputs)
