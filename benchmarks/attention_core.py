@@ -9,12 +9,11 @@ w.r.t. q, k and v), interleaved, median of 20 rounds; ratios to the fused call.
     for b in tensorflow jax torch; do KERAS_BACKEND=$b python benchmarks/attention_core.py; done
 """
 
-import statistics
-import time
-
 import keras
 import numpy as np
 from keras import ops
+
+from keras_superattn import timing
 
 SHAPE = (32, 128, 8, 32)  # (B, l, h, d_k)
 
@@ -71,16 +70,8 @@ def main():
     np.testing.assert_allclose(ops.convert_to_numpy(explicit(q, k, v)), ops.convert_to_numpy(fused(q, k, v)), atol=1e-4)
     steps = {"fused": compiled(fused, q, k, v), "explicit": compiled(explicit, q, k, v)}
     for mode, index in (("forward", 0), ("forward + backward", 1)):
-        for step in steps.values():
-            for _ in range(3):
-                step[index]()
-        samples = {name: [] for name in steps}
-        for _ in range(20):
-            for name, step in steps.items():
-                start = time.perf_counter()
-                step[index]()
-                samples[name].append(time.perf_counter() - start)
-        medians = {name: statistics.median(s) for name, s in samples.items()}
+        calls = {name: step[index] for name, step in steps.items()}
+        medians = timing.interleaved_median_seconds(calls, rounds=20, warmup=3)
         print(
             f"{keras.backend.backend()}, {mode}: fused {1e3 * medians['fused']:.2f} ms, "
             f"explicit {1e3 * medians['explicit']:.2f} ms ({medians['explicit'] / medians['fused']:.2f} of fused)"

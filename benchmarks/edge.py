@@ -21,8 +21,8 @@ import keras
 import numpy as np
 
 from keras_superattn import deploy
-from keras_superattn import experiments
 from keras_superattn import models
+from keras_superattn import timing
 
 VARIANTS = ("standard", "optimized", "efficient", "super")
 MODES = ("float32", "int8", "int16x8")
@@ -54,7 +54,7 @@ def main():
         for runner in runners.values():
             runner.interpreter.set_tensor(runner.input["index"], runner.quantize(images[:1]))
         calls = {key: runner.interpreter.invoke for key, runner in runners.items()}
-        seconds = experiments.interleaved_median_seconds(calls, args.rounds, warmup=5)
+        seconds = timing.interleaved_median_seconds(calls, args.rounds, warmup=5)
         partitions = {key: deploy.inspect(path)["xnnpack_partitions"] for key, path in paths.items()}
     base = seconds["standard", "float32"]
     print("| variant | " + " | ".join(f"{m} ms (/ Standard float32), XNNPACK partitions" for m in MODES) + " |")

@@ -13,13 +13,13 @@ import argparse
 import json
 import platform
 import statistics
-import time
 
 import keras
 import numpy as np
 
 from keras_superattn import costs
 from keras_superattn import layers
+from keras_superattn import timing
 
 SETTINGS = ((32, 128, 256, 8), (32, 32, 32, 4), (8, 512, 512, 8))
 VARIANTS = {
@@ -95,15 +95,8 @@ def time_setting(batch, length, width, heads, rounds, warmup):
     steps = {name: compiled_steps(layer, x) for name, layer in make_layers(length, width, heads).items()}
     result = {}
     for mode, index in (("forward", 0), ("forward_backward", 1)):
-        for step in steps.values():
-            for _ in range(warmup):
-                step[index]()
-        samples = {name: [] for name in steps}
-        for _ in range(rounds):
-            for name, step in steps.items():
-                start = time.perf_counter()
-                step[index]()
-                samples[name].append(time.perf_counter() - start)
+        calls = {name: step[index] for name, step in steps.items()}
+        samples = timing.interleaved_samples(calls, rounds, warmup)
         medians = {name: statistics.median(s) for name, s in samples.items()}
         result[mode] = {
             name: {

@@ -5,10 +5,10 @@ import json
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
+from keras_superattn import timing
 from keras_superattn._validation import positive_int_argument as positive_int
 
 DATASETS = ("imdb", "mnist", "cifar10")
@@ -62,15 +62,9 @@ def run_bench(args):
     else:
         info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
         batch = rng.integers(info.min, info.max, size=shape).astype(dtype) if info else rng.random(shape).astype(dtype)
-    for _ in range(args.warmup):
-        model.interpreter.set_tensor(model.input["index"], batch)
-        model.interpreter.invoke()
-    samples = []
-    for _ in range(args.runs):
-        model.interpreter.set_tensor(model.input["index"], batch)
-        start = time.perf_counter()
-        model.interpreter.invoke()
-        samples.append(1e3 * (time.perf_counter() - start))
+    model.interpreter.set_tensor(model.input["index"], batch)
+    calls = {"invoke": model.interpreter.invoke}
+    samples = [1e3 * s for s in timing.interleaved_samples(calls, args.runs, args.warmup)["invoke"]]
     result = {
         "model": args.model,
         "size_bytes": os.path.getsize(args.model),

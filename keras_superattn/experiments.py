@@ -9,7 +9,6 @@ interleaved loop so that machine load hits them alike.
 import json
 import math
 import os
-import statistics
 import time
 
 import keras
@@ -17,6 +16,7 @@ import numpy as np
 
 from keras_superattn._validation import check_positive_int
 from keras_superattn.layers import TransformerEncoder
+from keras_superattn.timing import interleaved_median_seconds
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -147,21 +147,6 @@ def batch_latency(models, batch, rounds=30, warmup=3):
         name: (lambda m=model: keras.ops.convert_to_numpy(m(batch, training=False))) for name, model in models.items()
     }
     return interleaved_median_seconds(calls, rounds, warmup)
-
-
-def interleaved_median_seconds(calls, rounds, warmup):
-    """Median seconds of each `{name: call}`, the calls taking turns so that
-    machine load hits them alike."""
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
-    samples = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def convert_best_models(best_runs, out_dir, data, calibration_samples=300):

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from keras_superattn import datasets  # noqa: E402
 from keras_superattn import deploy  # noqa: E402
-from keras_superattn import experiments  # noqa: E402
+from keras_superattn import timing  # noqa: E402
 from keras_superattn.deploy import arm64  # noqa: E402
 from keras_superattn.deploy import runtime  # noqa: E402
 
@@ -76,7 +76,7 @@ def latencies(paths, rounds=200):
     for model in models.values():
         model.interpreter.set_tensor(model.input["index"], np.zeros(model.input["shape"], model.input["dtype"]))
     calls = {name: model.interpreter.invoke for name, model in models.items()}
-    seconds = experiments.interleaved_median_seconds(calls, rounds, warmup=1)
+    seconds = timing.interleaved_median_seconds(calls, rounds, warmup=1)
     return {name: 1e3 * value for name, value in seconds.items()}
 
 
