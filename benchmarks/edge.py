@@ -21,10 +21,11 @@ import keras
 import numpy as np
 
 from keras_superattn import deploy
+from keras_superattn import layers
 from keras_superattn import models
 from keras_superattn import timing
 
-VARIANTS = ("standard", "optimized", "efficient", "super")
+VARIANTS = tuple(layers.VARIANTS)
 MODES = ("float32", "int8", "int16x8")
 
 

@@ -22,9 +22,10 @@ import keras
 
 from keras_superattn import datasets
 from keras_superattn import deploy
+from keras_superattn import layers
 from keras_superattn import models
 
-VARIANTS = ("standard", "optimized", "efficient", "super")
+VARIANTS = tuple(layers.VARIANTS)
 CONVERSIONS = {
     "int8, TensorFlow's ranges": dict(quantization="int8", calibration_statistic="tensorflow"),
     "int8, minmax (default)": dict(quantization="int8", calibration_statistic="minmax"),

@@ -22,12 +22,7 @@ from keras_superattn import layers
 from keras_superattn import timing
 
 SETTINGS = ((32, 128, 256, 8), (32, 32, 32, 4), (8, 512, 512, 8))
-VARIANTS = {
-    "standard": layers.StandardAttention,
-    "optimized": layers.OptimizedAttention,
-    "efficient": layers.EfficientAttention,
-    "super": layers.SuperAttention,
-}
+VARIANTS = layers.VARIANTS
 
 
 def make_layers(length, width, heads):

@@ -8,11 +8,9 @@ sequence of length `l` with model width `d`.
 import dataclasses
 
 from keras_superattn._validation import check_positive_int
-
-VARIANTS = ("standard", "optimized", "efficient", "super")
-
-# Learned (d, d) projections per variant, the output projection included.
-_PROJECTIONS = {"standard": 4, "optimized": 3, "efficient": 2, "super": 2}
+from keras_superattn.layers.base_attention import BaseAttention
+from keras_superattn.layers.registry import VARIANTS
+from keras_superattn.layers.super_attention import SuperAttention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +28,10 @@ def attention_cost(variant, sequence_length, model_dim, num_heads, use_bias=True
     """Parameters and FLOPs of one attention layer applied to one sequence.
 
     Args:
-        variant: one of `"standard"`, `"optimized"`, `"efficient"`, `"super"`.
+        variant: a name in `keras_superattn.layers.VARIANTS` (`"standard"`,
+            `"optimized"`, `"efficient"`, `"super"`) or a `BaseAttention`
+            subclass; the counts follow from its `projects_key` and
+            `projects_value` flags (and Super's alignment kernel).
         sequence_length: int, `l` (for Super also the `L` of its kernel).
         model_dim: int, `d`.
         num_heads: int, `h`; must divide `d`. It changes no count, since the
@@ -40,8 +41,12 @@ def attention_cost(variant, sequence_length, model_dim, num_heads, use_bias=True
     Returns:
         An `AttentionCost` with `params`, `forward_flops`, `training_flops`.
     """
-    if variant not in _PROJECTIONS:
-        raise ValueError(f"Argument `variant` must be one of {VARIANTS}. Received: variant={variant!r}")
+    layer_class = VARIANTS.get(variant) if isinstance(variant, str) else variant
+    if not (isinstance(layer_class, type) and issubclass(layer_class, BaseAttention)):
+        raise ValueError(
+            f"Argument `variant` must be one of {tuple(VARIANTS)} or a BaseAttention subclass. "
+            f"Received: variant={variant!r}"
+        )
     check_positive_int("sequence_length", sequence_length)
     check_positive_int("model_dim", model_dim)
     check_positive_int("num_heads", num_heads)
@@ -50,11 +55,12 @@ def attention_cost(variant, sequence_length, model_dim, num_heads, use_bias=True
             "Argument `model_dim` must be a multiple of `num_heads`. "
             f"Received: model_dim={model_dim}, num_heads={num_heads}"
         )
-    l, d, n = sequence_length, model_dim, _PROJECTIONS[variant]
+    # Learned (d, d) projections: query and output always, key and value by flag.
+    l, d, n = sequence_length, model_dim, 2 + layer_class.projects_key + layer_class.projects_value
     params = n * d * d + (n * d if use_bias else 0)
     # Each projection: (l, d) x (d, d). Scores q k^T and weights x v: 2 l^2 d each.
     flops = n * 2 * l * d * d + 4 * l * l * d
-    if variant == "super":
+    if issubclass(layer_class, SuperAttention):
         params += l * l
         flops += 2 * l * l * d  # W_A X: (l, l) x (l, d)
     return AttentionCost(params=params, forward_flops=flops)

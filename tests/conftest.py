@@ -3,12 +3,7 @@ import pytest
 
 from keras_superattn import layers
 
-VARIANTS = {
-    "standard": layers.StandardAttention,
-    "optimized": layers.OptimizedAttention,
-    "efficient": layers.EfficientAttention,
-    "super": layers.SuperAttention,
-}
+VARIANTS = layers.VARIANTS
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 import pytest
 
 from keras_superattn import costs
+from keras_superattn import layers
 from tests.conftest import VARIANTS
 
 # Pinned by hand from docs/paper.md for l = d = 32, h = 4.
@@ -60,3 +61,14 @@ def test_super_is_cheaper_than_standard_only_below_twice_d():
 def test_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         costs.attention_cost(*args)
+
+
+def test_a_new_variant_costs_what_its_flags_say():
+    class QueryOnly(layers.BaseAttention):  # no key or value projection, as Efficient
+        projects_key = False
+        projects_value = False
+
+    assert costs.attention_cost(QueryOnly, 32, 32, 4) == costs.attention_cost("efficient", 32, 32, 4)
+    layer = QueryOnly(num_heads=4)
+    layer.build((None, 32, 32))
+    assert costs.attention_cost(QueryOnly, 32, 32, 4).params == layer.count_params()

@@ -11,9 +11,10 @@ import pytest
 
 from keras_superattn import datasets
 from keras_superattn import deploy
+from keras_superattn import layers
 from keras_superattn import models
 
-VARIANTS = ("standard", "optimized", "efficient", "super")
+VARIANTS = tuple(layers.VARIANTS)
 on_tensorflow = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
     reason="conversion runs on TensorFlow; other backends are covered by test_convert_from_any_backend",

@@ -15,7 +15,7 @@ import pytest
 from keras_superattn import layers
 from keras_superattn import models
 
-ATTENTIONS = ["standard", "optimized", "efficient", "super", "mha"]
+ATTENTIONS = list(layers.ATTENTION_LAYERS)
 
 
 def random_weights(model):

@@ -208,7 +208,7 @@ def test_encoder_with_a_class_saves_and_loads(tmp_path, rng, attention):
     model = keras.Sequential([keras.Input((4, 8)), layers.TransformerEncoder(8, 2, attention=attention)])
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert loaded.layers[0].attention_class is attention
+    assert type(loaded.layers[0].attention_layer) is attention
     x = rng.normal(size=(2, 4, 8)).astype("float32")
     np.testing.assert_allclose(numpy(loaded(x)), numpy(model(x)), atol=1e-6)
 

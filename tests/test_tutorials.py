@@ -11,6 +11,7 @@ import pytest
 
 from keras_superattn import datasets
 from keras_superattn import experiments
+from keras_superattn import layers
 
 pytestmark = pytest.mark.slow  # trains, converts or spawns processes
 
@@ -33,9 +34,9 @@ def run_tutorial(name, out, data_dir, *extra, env=None):
 @pytest.mark.parametrize(
     "tutorial, variants",
     [
-        ("sentiment_imdb.py", ["standard", "optimized", "efficient", "super", "mha"]),
-        ("vit_mnist.py", ["standard", "optimized", "efficient", "super"]),
-        ("vit_cifar10.py", ["standard", "optimized", "efficient", "super"]),
+        ("sentiment_imdb.py", [*layers.VARIANTS, "mha"]),
+        ("vit_mnist.py", list(layers.VARIANTS)),
+        ("vit_cifar10.py", list(layers.VARIANTS)),
     ],
 )
 def test_quick_run_reports_every_variant(tmp_path, data_dir, tutorial, variants):

@@ -41,10 +41,11 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
     """The Vision Transformer tutorials: one ViT per variant on `load()`'s images."""
     from keras_superattn import datasets
     from keras_superattn import experiments
+    from keras_superattn import layers
     from keras_superattn import models
 
     args = parser(doc.split("\n")[0], seeds=3, epochs=epochs, batch_size=128).parse_args()
-    variants = settle(args, ("standard", "optimized", "efficient", "super"), name)
+    variants = settle(args, tuple(layers.VARIANTS), name)
     devices = experiments.use_data_parallel() if args.data_parallel else 1
     (x_train, y_train), (x_test, y_test) = load(args.data_dir)
     data = (datasets.images_as_floats(x_train), y_train), (datasets.images_as_floats(x_test), y_test)

@@ -25,9 +25,10 @@ import _common  # noqa: E402
 
 from keras_superattn import datasets  # noqa: E402
 from keras_superattn import experiments  # noqa: E402
+from keras_superattn import layers  # noqa: E402
 from keras_superattn import models  # noqa: E402
 
-VARIANTS = ("standard", "optimized", "efficient", "super", "mha")
+VARIANTS = (*layers.VARIANTS, "mha")
 NUM_WORDS, SEQUENCE_LENGTH = 20000, 32
 
 

@@ -7,11 +7,14 @@ from keras_superattn.layers.embeddings import TokenAndPositionEmbedding
 from keras_superattn.layers.layer_normalization import LayerNormalization
 from keras_superattn.layers.masked_average_pooling import MaskedAveragePooling
 from keras_superattn.layers.optimized_attention import OptimizedAttention
+from keras_superattn.layers.registry import ATTENTION_LAYERS
+from keras_superattn.layers.registry import VARIANTS
 from keras_superattn.layers.standard_attention import StandardAttention
 from keras_superattn.layers.super_attention import SuperAttention
 from keras_superattn.layers.transformer_encoder import TransformerEncoder
 
 __all__ = [
+    "ATTENTION_LAYERS",
     "BaseAttention",
     "EfficientAttention",
     "LayerNormalization",
@@ -22,4 +25,5 @@ __all__ = [
     "StandardAttention",
     "SuperAttention",
     "TransformerEncoder",
+    "VARIANTS",
 ]

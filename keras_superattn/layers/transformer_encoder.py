@@ -6,36 +6,9 @@ from keras_superattn._keras_compat import clone_initializer
 from keras_superattn._keras_compat import get_keras_mask
 from keras_superattn._validation import check_positive_int
 from keras_superattn._validation import check_rate
-from keras_superattn.layers.efficient_attention import EfficientAttention
 from keras_superattn.layers.layer_normalization import LayerNormalization
-from keras_superattn.layers.optimized_attention import OptimizedAttention
-from keras_superattn.layers.standard_attention import StandardAttention
-from keras_superattn.layers.super_attention import SuperAttention
-
-ATTENTION_LAYERS = {
-    "standard": StandardAttention,
-    "optimized": OptimizedAttention,
-    "efficient": EfficientAttention,
-    "super": SuperAttention,
-    # Keras' own layer, the outside reference: key_dim = d / num_heads.
-    "mha": keras.layers.MultiHeadAttention,
-}
-
-
-def attention_class(attention):
-    """The attention layer class for a name in `ATTENTION_LAYERS`, a registered
-    name (see `keras.saving.register_keras_serializable`) or a class."""
-    if isinstance(attention, type) and issubclass(attention, keras.layers.Layer):
-        return attention
-    registered = keras.saving.get_registered_object(attention) if isinstance(attention, str) else None
-    if isinstance(registered, type) and issubclass(registered, keras.layers.Layer):
-        return registered
-    if attention not in ATTENTION_LAYERS:
-        raise ValueError(
-            f"Argument `attention` must be one of {sorted(ATTENTION_LAYERS)} or a "
-            f"keras Layer class. Received: attention={attention!r}"
-        )
-    return ATTENTION_LAYERS[attention]
+from keras_superattn.layers.registry import attention_factory
+from keras_superattn.layers.registry import attention_name
 
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
@@ -100,7 +73,7 @@ class TransformerEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.attention_class = attention_class(attention)
+        self.attention_factory = attention_factory(attention)
         self.attention = attention
         self.intermediate_dim = check_positive_int("intermediate_dim", intermediate_dim)
         self.num_heads = check_positive_int("num_heads", num_heads)
@@ -125,12 +98,9 @@ class TransformerEncoder(keras.layers.Layer):
                 "The last dimension of the inputs must be a multiple of `num_heads`. "
                 f"Received: input_shape={tuple(input_shape)}, num_heads={self.num_heads}"
             )
-        attention_kwargs = dict(
-            num_heads=self.num_heads, dropout=self.attention_dropout, **self._common()
+        self.attention_layer = self.attention_factory(
+            width, num_heads=self.num_heads, dropout=self.attention_dropout, name="attention", **self._common()
         )
-        if self.attention_class is keras.layers.MultiHeadAttention:
-            attention_kwargs["key_dim"] = width // self.num_heads
-        self.attention_layer = self.attention_class(name="attention", **attention_kwargs)
         self.attention_layer.build(input_shape, input_shape)
         self.attention_norm = self._norm("attention_norm", input_shape)
         self.feedforward_norm = self._norm("feedforward_norm", input_shape)
@@ -200,7 +170,7 @@ class TransformerEncoder(keras.layers.Layer):
             {
                 "intermediate_dim": self.intermediate_dim,
                 "num_heads": self.num_heads,
-                "attention": _attention_name(self.attention),
+                "attention": attention_name(self.attention),
                 "dropout": self.dropout,
                 "attention_dropout": self.attention_dropout,
                 "activation": keras.activations.serialize(self.activation),
@@ -212,21 +182,3 @@ class TransformerEncoder(keras.layers.Layer):
         )
         return config
 
-
-def _attention_name(attention):
-    """The name under which `attention` saves: a registry key, or the Keras
-    registered name of a class, which `attention_class` resolves on loading."""
-    if not isinstance(attention, type):
-        return attention
-    for name, known in ATTENTION_LAYERS.items():
-        if known is attention:
-            return name
-    name = keras.saving.get_registered_name(attention)
-    if keras.saving.get_registered_object(name) is not attention:
-        raise ValueError(
-            f"TransformerEncoder cannot save `attention={attention.__name__}`: the class "
-            "is not registered, so it could not be found when loading. Decorate it with "
-            "`@keras.saving.register_keras_serializable()`, or pass a name from "
-            f"{sorted(ATTENTION_LAYERS)}."
-        )
-    return name
