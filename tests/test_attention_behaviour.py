@@ -6,14 +6,13 @@ import pytest
 from keras.src.backend.common.masking import get_keras_mask
 
 from keras_superattn import layers
-from tests.conftest import VARIANTS
-from tests.conftest import padding_mask
-
-B, L, D, H = 2, 8, 16, 4
-
-
-def numpy(x):
-    return keras.ops.convert_to_numpy(x)
+from tests.helpers import VARIANTS
+from tests.helpers import B
+from tests.helpers import D
+from tests.helpers import H
+from tests.helpers import L
+from tests.helpers import numpy
+from tests.helpers import padding_mask
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.3])

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from keras_superattn import layers
-from tests.conftest import padding_mask
+from tests.helpers import B
+from tests.helpers import D
+from tests.helpers import H
+from tests.helpers import L
+from tests.helpers import numpy
+from tests.helpers import padding_mask
 
-B, L, D, H = 2, 8, 16, 4
 ATOL = 2e-5
-
-
-def numpy(x):
-    return keras.ops.convert_to_numpy(x)
 
 
 def built(layer_class, x, **kwargs):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from tests import reference
-from tests.conftest import VARIANTS
-from tests.conftest import padding_mask
+from tests.helpers import VARIANTS
+from tests.helpers import padding_mask
 
 B, L, D, H = 3, 8, 16, 4
 ATOL = 2e-5

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 
 from keras_superattn import layers
-from tests.conftest import VARIANTS
+from tests.helpers import VARIANTS
+from tests.helpers import B
+from tests.helpers import D
+from tests.helpers import H
+from tests.helpers import L
 
-B, L, D, H = 2, 8, 16, 4
 BACKENDS = ("tensorflow", "jax", "torch")
 
 LOADER = """

@@ -4,9 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import VARIANTS
-
-L, D, H = 8, 16, 4
+from tests.helpers import VARIANTS
+from tests.helpers import D
+from tests.helpers import H
+from tests.helpers import L
 
 
 def task(rng, n=256):

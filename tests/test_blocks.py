@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 
 from keras_superattn import layers
-
-B, L, D, H = 2, 8, 16, 4
-
-
-def numpy(x):
-    return keras.ops.convert_to_numpy(x)
+from tests.helpers import B
+from tests.helpers import D
+from tests.helpers import H
+from tests.helpers import L
+from tests.helpers import numpy
 
 
 def test_layer_normalization_matches_keras(rng):

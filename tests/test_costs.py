@@ -2,7 +2,7 @@ import pytest
 
 from keras_superattn import costs
 from keras_superattn import layers
-from tests.conftest import VARIANTS
+from tests.helpers import VARIANTS
 
 # Pinned by hand from docs/paper.md for l = d = 32, h = 4.
 PARAMS_32 = {"standard": 4224, "optimized": 3168, "efficient": 2112, "super": 3136}

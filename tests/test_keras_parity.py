@@ -25,12 +25,8 @@ import pytest
 
 from keras_superattn import layers
 from keras_superattn import models
-from tests.conftest import VARIANTS
-
-
-def numpy(x):
-    return keras.ops.convert_to_numpy(x)
-
+from tests.helpers import VARIANTS
+from tests.helpers import numpy
 
 # --- MultiHeadAttention: shapes ---------------------------------------------
 
