@@ -6,65 +6,75 @@ evaluated on the test set; latency is measured for all variants in one
 interleaved loop so that machine load hits them alike.
 """
 
+import dataclasses
 import json
 import math
 import os
-import time
 
 import keras
 import numpy as np
 
 from keras_superattn._validation import check_positive_int
+from keras_superattn.callbacks import BestCheckpoint
+from keras_superattn.callbacks import EpochTimer
 from keras_superattn.layers import TransformerEncoder
+from keras_superattn.reporting import markdown_table
+from keras_superattn.reporting import plot
 from keras_superattn.timing import interleaved_median_seconds
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Records the wall time of each training epoch."""
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """How every run of a comparison trains; checked when it is made.
 
-    def on_train_begin(self, logs=None):
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-
-
-class BestCheckpoint(keras.callbacks.Callback):
-    """Saves the model whenever `val_accuracy` beats its best so far.
-
-    Like `keras.callbacks.ModelCheckpoint(save_best_only=True)`, but each
-    file is written under a temporary name beside `path` and then renamed
-    onto it, so an interrupted save never replaces a good checkpoint with a
-    partial one. `best` is the best validation accuracy seen.
+    Args:
+        epochs: int. Epochs per run.
+        batch_size: int.
+        learning_rate: float. Adam's (initial) learning rate.
+        loss: a Keras loss, e.g. `"binary_crossentropy"`.
+        validation_split: float in `(0, 1)`. Share of the training data held
+            out to choose each run's best epoch and each variant's best run.
+        learning_rate_schedule: `"constant"`, or `"cosine"` to decay the
+            learning rate to zero over exactly the steps of the run.
+        verbose: `fit`'s verbosity.
+        title: title of the table and plot.
+        record: further settings to record in `results.json`, e.g. the
+            model's sizes; they do not change the training.
     """
 
-    def __init__(self, path):
-        super().__init__()
-        self.path = path
-        self.best = -math.inf
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    loss: str
+    validation_split: float = 0.1
+    learning_rate_schedule: str = "constant"
+    verbose: int = 2
+    title: str = "results"
+    record: dict = dataclasses.field(default_factory=dict)
 
-    def on_epoch_end(self, epoch, logs=None):
-        accuracy = (logs or {}).get("val_accuracy")
-        if accuracy is None:
-            raise ValueError("BestCheckpoint needs `val_accuracy`: fit with validation data")
-        if accuracy > self.best:
-            self.best = float(accuracy)
-            save_model_atomically(self.model, self.path)
+    def __post_init__(self):
+        check_positive_int("epochs", self.epochs)
+        check_positive_int("batch_size", self.batch_size)
+        if not self.learning_rate > 0:
+            raise ValueError(
+                f"Argument `learning_rate` must be positive. Received: learning_rate={self.learning_rate!r}"
+            )
+        if not 0 < self.validation_split < 1:
+            raise ValueError(
+                "Argument `validation_split` must be in (0, 1): the best checkpoint is chosen on it. "
+                f"Received: validation_split={self.validation_split!r}"
+            )
+        if self.learning_rate_schedule not in ("constant", "cosine"):
+            raise ValueError(
+                "Argument `learning_rate_schedule` must be 'constant' or 'cosine'. "
+                f"Received: learning_rate_schedule={self.learning_rate_schedule!r}"
+            )
 
-
-def save_model_atomically(model, path):
-    """`model.save(path)` that leaves either the old file or the new one."""
-    directory, name = os.path.split(os.path.abspath(path))
-    partial = os.path.join(directory, f".{name}.partial.keras")
-    try:
-        model.save(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
+    def as_record(self):
+        """The settings as `results.json` records them (flat, without `verbose`)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del fields["verbose"], fields["record"]
+        return {**fields, **self.record}
 
 
 def attention_params(model):
@@ -89,19 +99,13 @@ def use_data_parallel():
 
 
 def adam(config, train_samples):
-    """Adam at `learning_rate`, which `learning_rate_schedule="cosine"` decays
+    """Adam at `config.learning_rate`, which the `"cosine"` schedule decays
     to zero along a cosine over exactly the steps `fit` will take."""
-    learning_rate = config["learning_rate"]
-    schedule = config.get("learning_rate_schedule", "constant")
-    if schedule == "cosine":
-        fit_samples = int(train_samples * (1 - config["validation_split"]))  # as fit() splits
-        steps = config["epochs"] * math.ceil(fit_samples / config["batch_size"])
+    learning_rate = config.learning_rate
+    if config.learning_rate_schedule == "cosine":
+        fit_samples = int(train_samples * (1 - config.validation_split))  # as fit() splits
+        steps = config.epochs * math.ceil(fit_samples / config.batch_size)
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
-    elif schedule != "constant":
-        raise ValueError(
-            "Argument `learning_rate_schedule` must be 'constant' or 'cosine'. "
-            f"Received: learning_rate_schedule={schedule!r}"
-        )
     return keras.optimizers.Adam(learning_rate)
 
 
@@ -112,7 +116,7 @@ def train_one(build_model, data, variant, seed, config, out_dir):
     model = build_model(variant)
     model.compile(
         optimizer=adam(config, len(x_train)),
-        loss=config["loss"],
+        loss=config.loss,
         metrics=["accuracy"],
     )
     path = os.path.join(out_dir, "models", f"{variant}_seed{seed}.keras")
@@ -121,13 +125,13 @@ def train_one(build_model, data, variant, seed, config, out_dir):
     print(f"\n--- {variant}, seed {seed} ---", flush=True)
     model.fit(
         x_train, y_train,
-        batch_size=config["batch_size"], epochs=config["epochs"],
-        validation_split=config["validation_split"],
-        callbacks=[checkpoint, timer], verbose=config["verbose"],
+        batch_size=config.batch_size, epochs=config.epochs,
+        validation_split=config.validation_split,
+        callbacks=[checkpoint, timer], verbose=config.verbose,
     )
     best = keras.saving.load_model(path)
     test_loss, test_accuracy = best.evaluate(
-        x_test, y_test, batch_size=config["batch_size"], verbose=0
+        x_test, y_test, batch_size=config.batch_size, verbose=0
     )
     return {
         "seed": seed,
@@ -152,8 +156,9 @@ def batch_latency(models, batch, rounds=30, warmup=3):
 def convert_best_models(best_runs, out_dir, data, calibration_samples=300):
     """Converts each variant's best checkpoint to int8 `tflite/<variant>_int8.tflite`.
 
-    Returns `{variant: int8 test accuracy}`; empty, with a message, where the
-    `tflite` extra (TensorFlow and ai-edge-litert) is not installed.
+    Returns `{variant: (int8 test accuracy, share of the checked samples on
+    which the int8 file decides as the Keras model)}`; empty, with a message,
+    where the `tflite` extra (TensorFlow and ai-edge-litert) is not installed.
     """
     try:
         from keras_superattn import deploy
@@ -161,18 +166,18 @@ def convert_best_models(best_runs, out_dir, data, calibration_samples=300):
         print(f"Skipping the int8 conversion ({error}); pip install 'keras-superattn[tflite]'", flush=True)
         return {}
     (x_train, _), (x_test, y_test) = data
-    accuracy = {}
+    scores = {}
     for variant, run in best_runs.items():
         path = os.path.join(out_dir, "tflite", f"{variant}_int8.tflite")
-        deploy.convert(
+        conversion = deploy.convert(
             os.path.join(out_dir, run["checkpoint"]), path,
             representative_data=x_train[:calibration_samples], verbose=False,
         )
-        accuracy[variant] = deploy.TFLiteModel(path).evaluate(x_test, y_test)
-    return accuracy
+        scores[variant] = (deploy.TFLiteModel(path).evaluate(x_test, y_test), conversion.agreement)
+    return scores
 
 
-def compare_variants(build_model, data, variants, seeds, out_dir, int8=True, **config):
+def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=True):
     """Trains each variant with each seed and writes results.json / .md / .png.
 
     Args:
@@ -185,11 +190,8 @@ def compare_variants(build_model, data, variants, seeds, out_dir, int8=True, **c
         out_dir: folder for `results.json`, `results.md`, `results.png`,
             `models/<variant>_seed<k>.keras` and, for each variant's best
             run, the int8 file `tflite/<variant>_int8.tflite`.
+        config: a `TrainingConfig`, the same for every run.
         int8: bool. Convert each variant's best model to int8 and score it.
-        **config: `epochs`, `batch_size`, `learning_rate`,
-            `learning_rate_schedule` (`"constant"`, the default, or
-            `"cosine"`), `loss`, `validation_split`, `verbose`, `title`, and
-            any settings to record.
 
     Returns:
         The results dictionary written to `results.json`.
@@ -198,7 +200,8 @@ def compare_variants(build_model, data, variants, seeds, out_dir, int8=True, **c
     for name, values in (("seeds", seeds), ("variants", variants)):
         if not values:
             raise ValueError(f"Argument `{name}` must not be empty. Received: {name}={values}")
-    check_config(config)
+    if not isinstance(config, TrainingConfig):
+        raise TypeError(f"Argument `config` must be a TrainingConfig. Received: config={config!r}")
     os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
     runs = {
         variant: [train_one(build_model, data, variant, seed, config, out_dir) for seed in seeds]
@@ -209,9 +212,9 @@ def compare_variants(build_model, data, variants, seeds, out_dir, int8=True, **c
         variant: keras.saving.load_model(os.path.join(out_dir, run["checkpoint"]))
         for variant, run in best_runs.items()
     }
-    test_batch = data[1][0][: config["batch_size"]]
+    test_batch = data[1][0][: config.batch_size]
     latency = batch_latency(best_models, test_batch)
-    int8_accuracy = convert_best_models(best_runs, out_dir, data) if int8 else {}
+    int8_scores = convert_best_models(best_runs, out_dir, data) if int8 else {}
     summary = {}
     for variant, variant_runs in runs.items():
         accuracies = [run["test_accuracy"] for run in variant_runs]
@@ -226,12 +229,13 @@ def compare_variants(build_model, data, variants, seeds, out_dir, int8=True, **c
             "best_checkpoint": best_runs[variant]["checkpoint"],
             "best_validation_accuracy": best_runs[variant]["validation_accuracy"],
             "best_test_accuracy": best_runs[variant]["test_accuracy"],
-            "best_int8_test_accuracy": int8_accuracy.get(variant),
+            "best_int8_test_accuracy": int8_scores[variant][0] if variant in int8_scores else None,
+            "best_int8_agreement": int8_scores[variant][1] if variant in int8_scores else None,
         }
     results = {
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
-        "config": {key: value for key, value in config.items() if key != "verbose"},
+        "config": config.as_record(),
         "seeds": seeds,
         "runs": runs,
         "summary": summary,
@@ -244,71 +248,3 @@ def compare_variants(build_model, data, variants, seeds, out_dir, int8=True, **c
     plot(results, os.path.join(out_dir, "results.png"))
     print("\n" + table, flush=True)
     return results
-
-
-def check_config(config):
-    """Fails before any data is touched when a training setting is missing or wrong."""
-    missing = sorted({"epochs", "batch_size", "learning_rate", "loss", "validation_split", "verbose"} - set(config))
-    if missing:
-        raise ValueError(f"compare_variants is missing the settings {missing}. Received: {sorted(config)}")
-    for name in ("epochs", "batch_size"):
-        check_positive_int(name, config[name])
-    if not config["learning_rate"] > 0:
-        raise ValueError(
-            f"Argument `learning_rate` must be positive. Received: learning_rate={config['learning_rate']!r}"
-        )
-    split = config["validation_split"]
-    if not 0 < split < 1:
-        raise ValueError(
-            "Argument `validation_split` must be in (0, 1): the best checkpoint is chosen on it. "
-            f"Received: validation_split={split!r}"
-        )
-
-
-def markdown_table(results):
-    seeds = len(results["seeds"])
-    lines = [
-        f"### {results['config'].get('title', 'results')} ({results['backend']}, {seeds} seed(s))",
-        "",
-        "| variant | attention params | total params | test accuracy (mean ± std) "
-        "| test loss | s / epoch | ms / batch | best run: float / int8 accuracy |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for variant, s in results["summary"].items():
-        lines.append(
-            f"| {variant} | {s['attention_params']:,} | {s['total_params']:,} "
-            f"| {100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f} % "
-            f"| {s['test_loss_mean']:.4f} | {s['epoch_seconds_mean']:.2f} | {s['batch_latency_ms']:.2f} "
-            f"| {_percent(s.get('best_test_accuracy'))} / {_percent(s.get('best_int8_test_accuracy'))} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _percent(value):
-    return "n/a" if value is None else f"{100 * value:.2f} %"
-
-
-def plot(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    summary = results["summary"]
-    names = list(summary)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for name in names:
-        s = summary[name]
-        left.errorbar(
-            s["attention_params"], 100 * s["test_accuracy_mean"], yerr=100 * s["test_accuracy_std"],
-            fmt="o", capsize=4, label=name,
-        )
-    left.set_xlabel("attention parameters")
-    left.set_ylabel("test accuracy (%)")
-    left.legend()
-    right.bar(names, [summary[n]["batch_latency_ms"] for n in names])
-    right.set_ylabel("inference ms per batch")
-    figure.suptitle(results["config"].get("title", ""))
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

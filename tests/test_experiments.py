@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_superattn import callbacks
 from keras_superattn import experiments
 from keras_superattn import models
 
@@ -18,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = dict(
     epochs=2, batch_size=16, learning_rate=1e-2, loss="binary_crossentropy", validation_split=0.25, verbose=0
 )
+CONFIG = experiments.TrainingConfig(**SETTINGS)
 
 
 def tiny_text(variant):
@@ -37,7 +39,7 @@ def results(tmp_path_factory, tiny_data):
     out = tmp_path_factory.mktemp("compare")
     seeds = (seed for seed in (0, 1, 2))  # a generator, used once
     variants = ["standard", "efficient"]
-    return out, experiments.compare_variants(tiny_text, tiny_data, variants, seeds, out, int8=False, **SETTINGS)
+    return out, experiments.compare_variants(tiny_text, tiny_data, variants, seeds, out, CONFIG, int8=False)
 
 
 def test_every_variant_gets_every_seed(results):
@@ -68,7 +70,7 @@ def test_checkpoint_rescores_to_the_reported_accuracy(results, tiny_data):
 def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     model = tiny_text("standard")
     path = tmp_path / "best.keras"
-    experiments.save_model_atomically(model, path)
+    callbacks.save_model_atomically(model, path)
     good = path.read_bytes()
 
     def interrupted(self, filepath, *args, **kwargs):
@@ -78,7 +80,7 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(keras.Model, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        experiments.save_model_atomically(model, path)
+        callbacks.save_model_atomically(model, path)
     assert path.read_bytes() == good and os.listdir(tmp_path) == ["best.keras"]
 
 
@@ -91,20 +93,26 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         (dict(learning_rate=-1.0), r"`learning_rate` must be positive"),
     ],
 )
-def test_bad_settings_fail_before_training(tmp_path, change, match):
-    def never(variant):
-        raise AssertionError("no model may be built")
-
+def test_bad_settings_are_refused_when_the_config_is_made(change, match):
     with pytest.raises(ValueError, match=match):
-        experiments.compare_variants(never, None, ["standard"], [0], tmp_path, **dict(SETTINGS, **change))
+        experiments.TrainingConfig(**dict(SETTINGS, **change))
 
 
-def test_empty_seeds_and_missing_settings(tmp_path):
+def test_empty_seeds_missing_settings_and_an_untyped_config(tmp_path):
     with pytest.raises(ValueError, match=r"`seeds` must not be empty"):
-        experiments.compare_variants(tiny_text, None, ["standard"], iter([]), tmp_path, **SETTINGS)
-    with pytest.raises(ValueError, match=r"missing the settings \['loss'\]"):
-        settings = {k: v for k, v in SETTINGS.items() if k != "loss"}
-        experiments.compare_variants(tiny_text, None, ["standard"], [0], tmp_path, **settings)
+        experiments.compare_variants(tiny_text, None, ["standard"], iter([]), tmp_path, CONFIG)
+    with pytest.raises(TypeError, match=r"missing 1 required positional argument: 'loss'"):
+        experiments.TrainingConfig(**{k: v for k, v in SETTINGS.items() if k != "loss"})
+    with pytest.raises(TypeError, match=r"`config` must be a TrainingConfig. Received: config=\{"):
+        experiments.compare_variants(tiny_text, None, ["standard"], [0], tmp_path, SETTINGS)
+
+
+def test_the_record_lists_every_setting_but_verbosity():
+    config = experiments.TrainingConfig(**SETTINGS, record=dict(patch_size=4))
+    assert config.as_record() == dict(
+        {k: v for k, v in SETTINGS.items() if k != "verbose"},
+        learning_rate_schedule="constant", title="results", patch_size=4,
+    )
 
 
 @pytest.mark.parametrize("flag, value", [("--seeds", "0"), ("--batch-size", "0"), ("--epochs", "-1")])

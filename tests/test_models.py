@@ -60,17 +60,17 @@ def test_models_save_and_load(tmp_path, rng, attention):
 
 
 def test_cosine_schedule_spans_exactly_the_training_steps():
-    config = dict(learning_rate=1e-3, epochs=3, batch_size=10, validation_split=0.1)
+    config = dict(learning_rate=1e-3, epochs=3, batch_size=10, validation_split=0.1, loss="mse")
     # fit() trains on int(105 * 0.9) = 94 samples: 10 steps per epoch, 30 in all.
-    optimizer = experiments.adam(dict(config, learning_rate_schedule="cosine"), train_samples=105)
+    cosine = experiments.TrainingConfig(**config, learning_rate_schedule="cosine")
+    optimizer = experiments.adam(cosine, train_samples=105)
     schedule = keras.optimizers.schedules.deserialize(optimizer.get_config()["learning_rate"])
     assert schedule.decay_steps == 30
     np.testing.assert_allclose([float(schedule(step)) for step in (0, 15, 30)], [1e-3, 5e-4, 0.0], atol=1e-9)
-    constant = experiments.adam(config, train_samples=105)
+    constant = experiments.adam(experiments.TrainingConfig(**config), train_samples=105)
     assert float(keras.ops.convert_to_numpy(constant.learning_rate)) == pytest.approx(1e-3)
 
 
 def test_unknown_learning_rate_schedule():
-    config = dict(learning_rate=1e-3, epochs=1, batch_size=8, validation_split=0.1, learning_rate_schedule="step")
     with pytest.raises(ValueError, match=r"`learning_rate_schedule`.*Received: learning_rate_schedule='step'"):
-        experiments.adam(config, train_samples=100)
+        experiments.TrainingConfig(1, 8, 1e-3, "mse", learning_rate_schedule="step")

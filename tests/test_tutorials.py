@@ -31,6 +31,17 @@ def run_tutorial(name, out, data_dir, *extra, env=None):
         return json.load(f), run.stdout
 
 
+def quick_test_split(tutorial, data_dir):
+    """The 256 test samples a --quick run scores, prepared as the tutorial does."""
+    if tutorial == "sentiment_imdb.py":
+        _, (x_test, y_test) = datasets.imdb_sequences(20000, 32, data_dir)
+    else:
+        load = datasets.load_mnist if tutorial == "vit_mnist.py" else datasets.load_cifar10
+        _, (x_test, y_test) = load(data_dir)
+        x_test = datasets.images_as_floats(x_test)
+    return x_test[:256], y_test[:256]
+
+
 @pytest.mark.parametrize(
     "tutorial, variants",
     [
@@ -40,15 +51,22 @@ def run_tutorial(name, out, data_dir, *extra, env=None):
     ],
 )
 def test_quick_run_reports_every_variant(tmp_path, data_dir, tutorial, variants):
+    from keras_superattn import deploy
+
     results, stdout = run_tutorial(tutorial, tmp_path, data_dir)
     assert results["backend"] == keras.backend.backend()
     assert list(results["summary"]) == variants
+    x_test, y_test = quick_test_split(tutorial, data_dir)
     for variant, summary in results["summary"].items():
-        assert 0.0 <= summary["test_accuracy_mean"] <= 1.0
+        # --quick trains one seed, so its run is the best run and the mean.
+        assert summary["test_accuracy_mean"] == summary["best_test_accuracy"]
+        assert summary["test_accuracy_std"] == 0.0
         assert summary["batch_latency_ms"] > 0 and summary["epoch_seconds_mean"] > 0
         assert (tmp_path / summary["best_checkpoint"]).is_file()
-        assert (tmp_path / "tflite" / f"{variant}_int8.tflite").is_file()
-        assert 0.0 <= summary["best_int8_test_accuracy"] <= 1.0
+        # The int8 file scores what the report says on the quick test split.
+        int8 = deploy.TFLiteModel(tmp_path / "tflite" / f"{variant}_int8.tflite")
+        assert int8.evaluate(x_test, y_test) == pytest.approx(summary["best_int8_test_accuracy"], abs=1e-9)
+        assert 0.0 < summary["best_int8_agreement"] <= 1.0
         assert f"| {variant} |" in stdout  # the final table
     params = {v: s["attention_params"] for v, s in results["summary"].items()}
     assert params["efficient"] < params["optimized"] < params["standard"]

@@ -47,6 +47,11 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
     args = parser(doc.split("\n")[0], seeds=3, epochs=epochs, batch_size=128).parse_args()
     variants = settle(args, tuple(layers.VARIANTS), name)
     devices = experiments.use_data_parallel() if args.data_parallel else 1
+    config = experiments.TrainingConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, learning_rate_schedule="cosine",
+        loss="sparse_categorical_crossentropy", validation_split=0.1, verbose=1 if not args.quick else 2,
+        title=title, record=dict(devices=devices, patch_size=patch_size),
+    )
     (x_train, y_train), (x_test, y_test) = load(args.data_dir)
     data = (datasets.images_as_floats(x_train), y_train), (datasets.images_as_floats(x_test), y_test)
     if args.quick:
@@ -55,9 +60,4 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
     def build(variant):
         return models.vit_classifier(variant, image_shape, patch_size=patch_size, num_classes=10)
 
-    experiments.compare_variants(
-        build, data, variants, range(args.seeds), args.out,
-        title=title, epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3,
-        learning_rate_schedule="cosine", loss="sparse_categorical_crossentropy", validation_split=0.1,
-        verbose=1 if not args.quick else 2, devices=devices, patch_size=patch_size,
-    )
+    experiments.compare_variants(build, data, variants, range(args.seeds), args.out, config)

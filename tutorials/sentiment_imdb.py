@@ -36,6 +36,11 @@ def main():
     args = _common.parser(__doc__.split("\n")[0], seeds=5, epochs=10, batch_size=64).parse_args()
     variants = _common.settle(args, VARIANTS, "sentiment_imdb")
     devices = experiments.use_data_parallel() if args.data_parallel else 1
+    config = experiments.TrainingConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, loss="binary_crossentropy",
+        validation_split=0.1, verbose=1 if not args.quick else 2, title="IMDB sentiment, l = d = 32, 4 heads",
+        record=dict(devices=devices, num_words=NUM_WORDS, sequence_length=SEQUENCE_LENGTH),
+    )
     data = datasets.imdb_sequences(NUM_WORDS, SEQUENCE_LENGTH, args.data_dir)
     if args.quick:
         data = _common.subset(data, train=512, test=256)
@@ -43,13 +48,7 @@ def main():
     def build(variant):
         return models.text_classifier(variant, NUM_WORDS, SEQUENCE_LENGTH)
 
-    experiments.compare_variants(
-        build, data, variants, range(args.seeds), args.out,
-        title="IMDB sentiment, l = d = 32, 4 heads", epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=1e-3, loss="binary_crossentropy",
-        validation_split=0.1, verbose=1 if not args.quick else 2, devices=devices,
-        num_words=NUM_WORDS, sequence_length=SEQUENCE_LENGTH,
-    )
+    experiments.compare_variants(build, data, variants, range(args.seeds), args.out, config)
 
 
 if __name__ == "__main__":

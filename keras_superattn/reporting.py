@@ -1,0 +1,50 @@
+"""The report of a comparison: a markdown table and a plot of `results.json`."""
+
+
+def markdown_table(results):
+    seeds = len(results["seeds"])
+    lines = [
+        f"### {results['config'].get('title', 'results')} ({results['backend']}, {seeds} seed(s))",
+        "",
+        "| variant | attention params | total params | test accuracy (mean ± std) "
+        "| test loss | s / epoch | ms / batch | best run: float / int8 accuracy |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, s in results["summary"].items():
+        lines.append(
+            f"| {variant} | {s['attention_params']:,} | {s['total_params']:,} "
+            f"| {100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f} % "
+            f"| {s['test_loss_mean']:.4f} | {s['epoch_seconds_mean']:.2f} | {s['batch_latency_ms']:.2f} "
+            f"| {_percent(s.get('best_test_accuracy'))} / {_percent(s.get('best_int8_test_accuracy'))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _percent(value):
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = results["summary"]
+    names = list(summary)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in names:
+        s = summary[name]
+        left.errorbar(
+            s["attention_params"], 100 * s["test_accuracy_mean"], yerr=100 * s["test_accuracy_std"],
+            fmt="o", capsize=4, label=name,
+        )
+    left.set_xlabel("attention parameters")
+    left.set_ylabel("test accuracy (%)")
+    left.legend()
+    right.bar(names, [summary[n]["batch_latency_ms"] for n in names])
+    right.set_ylabel("inference ms per batch")
+    figure.suptitle(results["config"].get("title", ""))
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
