@@ -81,3 +81,48 @@ def attention(
     heads = probs @ _split(v, num_heads)  # (B, h, l, d_k)
     merged = heads.transpose(0, 2, 1, 3).reshape(batch, length, width)
     return _dense(weights, "attention_output", merged), probs
+
+
+def encoder(attention_name, weights, x, *, num_heads, padding_mask=None, normalize_first=False, epsilon=1e-5):
+    """A `TransformerEncoder` block (ReLU FFN) from weights keyed by their path
+    inside the block (`"attention/query/kernel"`, `"intermediate/kernel"`, ...).
+
+    `"mha"` (Keras' MultiHeadAttention) is SDPA with per-head kernels; they are
+    flattened to the `(d, d)` layout, in which head i owns a column block too.
+    """
+    x = np.asarray(x, np.float64)
+    attention_weights = {
+        name.split("/", 1)[1]: _heads_flattened(name, value)
+        for name, value in weights.items()
+        if name.startswith("attention/")
+    }
+    variant = "standard" if attention_name == "mha" else attention_name
+
+    def attend(y):
+        return attention(variant, attention_weights, y, num_heads=num_heads, query_mask=padding_mask,
+                         value_mask=padding_mask)[0]
+
+    def norm(y, name):
+        mean = y.mean(-1, keepdims=True)
+        variance = ((y - mean) ** 2).mean(-1, keepdims=True)
+        return (y - mean) / np.sqrt(variance + epsilon) * weights[f"{name}/gamma"] + weights[f"{name}/beta"]
+
+    def feedforward(y):
+        return _dense(weights, "output", np.maximum(_dense(weights, "intermediate", y), 0.0))
+
+    if normalize_first:
+        x = x + attend(norm(x, "attention_norm"))
+        return x + feedforward(norm(x, "feedforward_norm"))
+    x = norm(x + attend(x), "attention_norm")
+    return norm(x + feedforward(x), "feedforward_norm")
+
+
+def _heads_flattened(name, value):
+    """A MultiHeadAttention weight in the `(d, d)` / `(d,)` layout; others as they are."""
+    if name.endswith("attention_output/kernel"):
+        return value.reshape(-1, value.shape[-1])  # (h, d_k, d) -> (d, d)
+    if value.ndim == 3:
+        return value.reshape(value.shape[0], -1)  # (d, h, d_k) -> (d, d)
+    if name.endswith("bias"):
+        return value.reshape(-1)  # (h, d_k) -> (d,)
+    return value
