@@ -161,20 +161,23 @@ def test_bad_arguments_leave_no_file(tmp_path, kwargs, match):
     assert not path.exists()
 
 
-def test_convert_from_any_backend(tmp_path, mnist_images):
+def test_convert_from_any_backend(tmp_path, mnist_images, trained_vits, data_dir):
     # On JAX and PyTorch this saves the model and converts in a TensorFlow subprocess.
-    calibration, x, y = mnist_images
-    model = small_vit("super")
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(calibration, np.zeros(len(calibration)), epochs=1, verbose=0)  # optimizer state in the file
+    calibration, _, _ = mnist_images
+    model = trained_vits["super"]  # compiled and trained: optimizer state in the file
     model.save(tmp_path / "m.keras")
     path = deploy.convert(
         str(tmp_path / "m.keras"), tmp_path / "m.tflite", representative_data=calibration, verbose=False
     )
     runtime = deploy.TFLiteModel(path)
+    _, (x_test, y_test) = datasets.load_mnist(data_dir)
+    x, y = datasets.images_as_floats(x_test[:512]), y_test[:512]
     assert_close_int8(runtime.predict(x), predict(model, x))
-    accuracy = runtime.evaluate(x, y)
-    assert accuracy == np.mean(runtime.predict(x).argmax(-1) == y)
+    # The file scores about what the Keras model scores, far above chance
+    # (0.1). Measured: Keras 0.58-0.60, int8 within 0.024 of it.
+    keras_accuracy = np.mean(predict(model, x).argmax(-1) == y)
+    assert keras_accuracy > 0.4
+    assert runtime.evaluate(x, y) == pytest.approx(keras_accuracy, abs=0.05)
 
 
 @on_tensorflow
@@ -191,7 +194,8 @@ def test_inspect_reports_where_attention_leaves_the_edge_tpu(tmp_path, mnist_ima
     assert tpu["total_macs"] > 16 * 32 * 49
     assert report["op_histogram"]["CONV_2D"] == 1
     text = deploy.format_report(report)
-    assert "first op on the CPU" in text and str(report["size_bytes"]) not in ("", "0")
+    assert report["size_bytes"] == path.stat().st_size
+    assert "first op on the CPU" in text and f"{path.stat().st_size:,} bytes" in text
 
 
 @on_tensorflow
