@@ -1,3 +1,5 @@
+"""Input embeddings: token + position for text, patches + position for images."""
+
 import keras
 from keras import ops
 

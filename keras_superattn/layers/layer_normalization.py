@@ -1,3 +1,5 @@
+"""Layer normalization in a form that converts to a pure int8 graph."""
+
 import keras
 from keras import ops
 

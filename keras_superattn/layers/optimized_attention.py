@@ -1,3 +1,5 @@
+"""Optimized Attention: no value projection (arXiv 2403.01643)."""
+
 import keras
 
 from keras_superattn.layers.base_attention import BaseAttention

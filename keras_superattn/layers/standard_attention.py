@@ -1,3 +1,5 @@
+"""Standard Attention: scaled dot-product attention, the baseline (arXiv 2403.01643)."""
+
 import keras
 
 from keras_superattn.layers.base_attention import BaseAttention
