@@ -26,7 +26,7 @@ from keras_superattn import models
 from keras_superattn import timing
 
 VARIANTS = tuple(layers.VARIANTS)
-MODES = ("float32", "int8", "int16x8")
+MODES = ("float32", "int8", "int8_xnnpack", "int16x8")
 
 
 def vit(variant):

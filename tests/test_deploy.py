@@ -13,6 +13,7 @@ from keras_superattn import datasets
 from keras_superattn import deploy
 from keras_superattn import layers
 from keras_superattn import models
+from keras_superattn.deploy.options import XNNPACK_FLOAT_OPS
 
 VARIANTS = tuple(layers.VARIANTS)
 on_tensorflow = pytest.mark.skipif(
@@ -29,7 +30,7 @@ INT8_MEAN_ERROR = 0.05
 INT8_CORRELATION = 0.8
 # These small models are briefly trained or not at all: their near-ties make
 # `convert`'s agreement warning (tested in test_deploy_inputs.py) expected here.
-pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:The int8 file")]
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:The int8(_xnnpack)? file")]
 
 
 def assert_close_int8(got, want):
@@ -106,6 +107,26 @@ def test_text_int8_is_integer_and_close(tmp_path, imdb_test_sequences, variant):
     path = check_int8(tmp_path, small_text(variant), tokens[64:128], tokens[:64])
     signature = deploy.inspect(path)["signatures"]["serving_default"]
     assert signature == {"inputs": ["tokens"], "outputs": ["probability"]}
+
+
+@on_tensorflow
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_int8_xnnpack_keeps_only_the_undelegated_ops_in_float(tmp_path, mnist_images, trained_vits, variant):
+    calibration, x, _ = mnist_images
+    model = trained_vits[variant]
+    files = {}
+    for mode in ("int8", "int8_xnnpack"):
+        files[mode] = tmp_path / f"{mode}.tflite"
+        deploy.convert(model, files[mode], quantization=mode, representative_data=calibration, verbose=False)
+    report = deploy.inspect(files["int8_xnnpack"])
+    float_ops = {entry.split()[1] for entry in report["float_ops"]}  # "#12 SOFTMAX"
+    assert float_ops <= {*XNNPACK_FLOAT_OPS, "QUANTIZE", "DEQUANTIZE"}
+    assert {"SOFTMAX", "BATCH_MATMUL"} <= float_ops  # every attention has them
+    assert report["static_shapes"] and report["builtin_only"]
+    assert report["xnnpack_partitions"] < deploy.inspect(files["int8"])["xnnpack_partitions"]
+    runtime = deploy.TFLiteModel(files["int8_xnnpack"])
+    assert runtime.input["dtype"] == np.int8  # int8 in, int8 out, as the full-integer file
+    assert_close_int8(runtime.predict(x), predict(model, x))
 
 
 @on_tensorflow

@@ -1,4 +1,4 @@
-"""Keras model -> .tflite: full-integer int8 or int16x8, dynamic-range, float16 or float32."""
+"""Keras model -> .tflite: int8 (full-integer or for XNNPACK), int16x8, dynamic-range, float16 or float32."""
 
 import dataclasses
 import os
@@ -11,9 +11,11 @@ import numpy as np
 from keras_superattn._validation import check_positive_int
 from keras_superattn.deploy import calibration
 from keras_superattn.deploy import flatbuffer
+from keras_superattn.deploy.options import INTEGER_QUANTIZATIONS
 from keras_superattn.deploy.options import IO_DTYPES
 from keras_superattn.deploy.options import QUANTIZATIONS
 from keras_superattn.deploy.options import STATISTICS
+from keras_superattn.deploy.options import XNNPACK_FLOAT_OPS
 from keras_superattn.deploy.runtime import TFLiteModel
 from keras_superattn.deploy.runtime import decisions
 
@@ -83,11 +85,17 @@ def convert(
             the path of a `.keras` file.
         output_path: where to write the `.tflite` file.
         quantization: `"int8"` (int8 weights and activations, integer inputs
-            and outputs), `"int16x8"` (int16 activations, int8 weights: more
+            and outputs: the full-integer graph that NPUs and the Edge TPU
+            need), `"int8_xnnpack"` (the same, but the few ops that the
+            XNNPACK CPU delegate takes only in float (`XNNPACK_FLOAT_OPS`:
+            the activation-by-activation BATCH_MATMULs, SOFTMAX, GELU,
+            RSQRT) stay float32 between a DEQUANTIZE and a QUANTIZE, so
+            that XNNPACK runs the whole graph: the fast file for phone
+            CPUs), `"int16x8"` (int16 activations, int8 weights: more
             accurate, slower, not for the Edge TPU), `"dynamic"` (int8
             weights), `"float16"` (float16 weights) or `"float32"`.
         representative_data: array of real input samples `(N, *input_shape)`,
-            required for `"int8"` and `"int16x8"`; the first
+            required for the integer modes; the first
             `num_calibration_samples` calibrate the activation ranges.
         num_calibration_samples: int. How many samples calibrate; a multiple
             of `batch_size`.
@@ -95,7 +103,7 @@ def convert(
             of an int8 model; integer inputs such as token ids stay int32.
             int16x8 files take and return int16.
         batch_size: int. Static batch of the converted graph.
-        calibration_statistic: for `"int8"`: `"minmax"` (the min and max
+        calibration_statistic: for the int8 modes: `"minmax"` (the min and max
             over all calibration samples), `"mean_minmax"` (the mean over
             calibration batches of each batch's min and max: clips rare
             outliers) or `"tensorflow"` (TensorFlow's recorded ranges, wrong
@@ -131,7 +139,7 @@ def convert(
         raise ValueError(f"convert() handles models with one input. Received a model with {len(model.inputs)} inputs")
     model_input = model.inputs[0]
     samples = None
-    if quantization in ("int8", "int16x8"):
+    if quantization in INTEGER_QUANTIZATIONS:
         samples = _samples("representative_data", representative_data, model_input)
         samples = samples[:num_calibration_samples]
         if len(samples) < batch_size or len(samples) % batch_size:
@@ -151,14 +159,17 @@ def convert(
     tflite_bytes = _convert_tensorflow_model(
         model, input_shape, quantization, samples, io_dtype, calibration_statistic, verbose
     )
-    if quantization in ("int8", "int16x8"):
-        check_full_integer(tflite_bytes)
+    if quantization in INTEGER_QUANTIZATIONS:
+        check_full_integer(tflite_bytes, allowed=XNNPACK_FLOAT_OPS if quantization == "int8_xnnpack" else ())
     return _write_checked(model, tflite_bytes, output_path, quantization, checked, verbose)
 
 
-def check_full_integer(tflite_bytes):
-    """Raises `ValueError` naming every op of the graph that computes in float."""
+def check_full_integer(tflite_bytes, allowed=()):
+    """Raises `ValueError` naming every op of the graph that computes in float,
+    apart from the ops named in `allowed` and the (de)quantize steps around them."""
     offenders = flatbuffer.float_ops(flatbuffer.operators(flatbuffer.read_model(tflite_bytes)))
+    if allowed:
+        offenders = [op for op in offenders if op.name not in (*allowed, "QUANTIZE", "DEQUANTIZE")]
     if offenders:
         listed = ", ".join(f"#{op.index} {op.name} {sorted(op.types())}" for op in offenders)
         raise ValueError(
@@ -226,9 +237,9 @@ def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtyp
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        if quantization in ("int8", "int16x8"):
+        if quantization in INTEGER_QUANTIZATIONS:
             converter.representative_dataset = _representative_dataset(samples, input_shape[0], verbose)
-        if quantization == "int8":
+        if quantization in ("int8", "int8_xnnpack"):
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             # Calibrate only: the recorded ranges are replaced by measured
             # ones before the model is quantized, below.
@@ -245,14 +256,15 @@ def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtyp
             converted = converter.convert()
         except Exception as error:  # the converter raises many error types
             raise ValueError(f"The TFLite converter rejected the model ({quantization}): {error}") from error
-    if quantization != "int8":
+    if quantization not in ("int8", "int8_xnnpack"):
         return converted
     from tensorflow.lite.python import convert as tflite_convert
 
     calibrated = calibration.recalibrate(converted, samples, input_shape[0], statistic)
     # The arguments TFLiteConverter itself passes to its MLIR quantizer.
     return tflite_convert.mlir_quantize(
-        calibrated, input_data_type=getattr(tf, io_dtype), output_data_type=getattr(tf, io_dtype)
+        calibrated, input_data_type=getattr(tf, io_dtype), output_data_type=getattr(tf, io_dtype),
+        denylisted_ops=list(XNNPACK_FLOAT_OPS) if quantization == "int8_xnnpack" else None,
     )
 
 
