@@ -118,9 +118,12 @@ class SuperAttention(BaseAttention):
             kernel = ops.slice(kernel, (0, 0), (length, length))  # (s, s)
         if use_causal_mask:
             kernel = ops.tril(kernel)
-        # ops.matmul, not einsum: an einsum with the weight on the left and a
-        # dynamic batch converts to an invalid .tflite.
-        return ops.matmul(kernel, value)  # (B, s, d)
+        # W_A X as X^T W_A^T: with the weight on the right the TFLite
+        # converter makes it a FULLY_CONNECTED, which XNNPACK runs in int8,
+        # instead of a BATCH_MATMUL, which it does not (BENCHMARKS.md, "Edge
+        # latency": Super's int8 file 0.73x the time, float32 0.95x).
+        mixed = ops.matmul(ops.transpose(value, (0, 2, 1)), ops.transpose(kernel))  # (B, d, s)
+        return ops.transpose(mixed, (0, 2, 1))  # (B, s, d)
 
     def compute_output_spec(self, query, value=None, key=None, **kwargs):
         self._check_length((query if value is None else value).shape[1])
