@@ -54,6 +54,9 @@ def test_committed_models_match_x86_on_arm64(emulator, data_dir, imdb_test_seque
         np.testing.assert_array_equal(decisions(arm), decisions(ref), err_msg=name)
 
 
+# Briefly trained, the model has near-ties that make convert's agreement
+# warning expected; the test compares the file on arm64 with the file on x86.
+@pytest.mark.filterwarnings("ignore:The int8_xnnpack file")
 def test_int8_xnnpack_file_matches_x86_on_arm64(emulator, data_dir, tmp_path):
     # The int8_xnnpack mode mixes int8 and float32 kernels; both must run on
     # an arm64 CPU as on x86. A small MNIST ViT trained briefly on real data.
