@@ -89,9 +89,9 @@ def convert(
             need), `"int8_xnnpack"` (the same, but the few ops that the
             XNNPACK CPU delegate takes only in float (`XNNPACK_FLOAT_OPS`:
             the activation-by-activation BATCH_MATMULs, SOFTMAX, GELU,
-            RSQRT) stay float32 between a DEQUANTIZE and a QUANTIZE, so
-            that XNNPACK runs the whole graph: the fast file for phone
-            CPUs), `"int16x8"` (int16 activations, int8 weights: more
+            RSQRT) stay float32 between a DEQUANTIZE and a QUANTIZE, where
+            XNNPACK takes them: the fast file for phone CPUs, faster than
+            float32, BENCHMARKS.md), `"int16x8"` (int16 activations, int8 weights: more
             accurate, slower, not for the Edge TPU), `"dynamic"` (int8
             weights), `"float16"` (float16 weights) or `"float32"`.
         representative_data: array of real input samples `(N, *input_shape)`,
