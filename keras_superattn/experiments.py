@@ -218,6 +218,7 @@ def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=T
     summary = {}
     for variant, variant_runs in runs.items():
         accuracies = [run["test_accuracy"] for run in variant_runs]
+        int8_accuracy, int8_agreement = int8_scores.get(variant, (None, None))
         summary[variant] = {
             "attention_params": variant_runs[0]["attention_params"],
             "total_params": variant_runs[0]["total_params"],
@@ -229,8 +230,8 @@ def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=T
             "best_checkpoint": best_runs[variant]["checkpoint"],
             "best_validation_accuracy": best_runs[variant]["validation_accuracy"],
             "best_test_accuracy": best_runs[variant]["test_accuracy"],
-            "best_int8_test_accuracy": int8_scores[variant][0] if variant in int8_scores else None,
-            "best_int8_agreement": int8_scores[variant][1] if variant in int8_scores else None,
+            "best_int8_test_accuracy": int8_accuracy,
+            "best_int8_agreement": int8_agreement,
         }
     results = {
         "backend": keras.backend.backend(),
