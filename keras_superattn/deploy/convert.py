@@ -11,11 +11,12 @@ import numpy as np
 from keras_superattn._validation import check_positive_int
 from keras_superattn.deploy import calibration
 from keras_superattn.deploy import flatbuffer
+from keras_superattn.deploy.options import INT8_QUANTIZATIONS
 from keras_superattn.deploy.options import INTEGER_QUANTIZATIONS
 from keras_superattn.deploy.options import IO_DTYPES
 from keras_superattn.deploy.options import QUANTIZATIONS
 from keras_superattn.deploy.options import STATISTICS
-from keras_superattn.deploy.options import XNNPACK_FLOAT_OPS
+from keras_superattn.deploy.options import float_ops_kept
 from keras_superattn.deploy.runtime import TFLiteModel
 from keras_superattn.deploy.runtime import decisions
 
@@ -160,7 +161,7 @@ def convert(
         model, input_shape, quantization, samples, io_dtype, calibration_statistic, verbose
     )
     if quantization in INTEGER_QUANTIZATIONS:
-        check_full_integer(tflite_bytes, allowed=XNNPACK_FLOAT_OPS if quantization == "int8_xnnpack" else ())
+        check_full_integer(tflite_bytes, allowed=float_ops_kept(quantization))
     return _write_checked(model, tflite_bytes, output_path, quantization, checked, verbose)
 
 
@@ -239,7 +240,7 @@ def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtyp
             converter.target_spec.supported_types = [tf.float16]
         if quantization in INTEGER_QUANTIZATIONS:
             converter.representative_dataset = _representative_dataset(samples, input_shape[0], verbose)
-        if quantization in ("int8", "int8_xnnpack"):
+        if quantization in INT8_QUANTIZATIONS:
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             # Calibrate only: the recorded ranges are replaced by measured
             # ones before the model is quantized, below.
@@ -256,7 +257,7 @@ def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtyp
             converted = converter.convert()
         except Exception as error:  # the converter raises many error types
             raise ValueError(f"The TFLite converter rejected the model ({quantization}): {error}") from error
-    if quantization not in ("int8", "int8_xnnpack"):
+    if quantization not in INT8_QUANTIZATIONS:
         return converted
     from tensorflow.lite.python import convert as tflite_convert
 
@@ -264,7 +265,7 @@ def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtyp
     # The arguments TFLiteConverter itself passes to its MLIR quantizer.
     return tflite_convert.mlir_quantize(
         calibrated, input_data_type=getattr(tf, io_dtype), output_data_type=getattr(tf, io_dtype),
-        denylisted_ops=list(XNNPACK_FLOAT_OPS) if quantization == "int8_xnnpack" else None,
+        denylisted_ops=list(float_ops_kept(quantization)) or None,
     )
 
 
