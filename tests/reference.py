@@ -90,17 +90,40 @@ def encoder(attention_name, weights, x, *, num_heads, padding_mask=None, normali
     `"mha"` (Keras' MultiHeadAttention) is SDPA with per-head kernels; they are
     flattened to the `(d, d)` layout, in which head i owns a column block too.
     """
-    x = np.asarray(x, np.float64)
+    attend = _attend(attention_name, weights, "attention", num_heads, query_mask=padding_mask,
+                     value_mask=padding_mask)
+    return _block(weights, x, [(attend, "attention_norm")], normalize_first, epsilon)
+
+
+def decoder(attention_name, weights, x, encoder_output=None, *, num_heads, decoder_padding_mask=None,
+            encoder_padding_mask=None, cross_attention_name=None, normalize_first=False, epsilon=1e-5):
+    """A `TransformerDecoder` block (ReLU FFN): causal self-attention, then
+    cross-attention to `encoder_output` when given, then the FFN."""
+    sublayers = [(
+        _attend(attention_name, weights, "self_attention", num_heads, query_mask=decoder_padding_mask,
+                value_mask=decoder_padding_mask, causal=True),
+        "self_attention_norm",
+    )]
+    if encoder_output is not None:
+        cross = _attend(cross_attention_name or attention_name, weights, "cross_attention", num_heads,
+                        query_mask=decoder_padding_mask, value_mask=encoder_padding_mask)
+        sublayers.append((lambda y: cross(y, np.asarray(encoder_output, np.float64)), "cross_attention_norm"))
+    return _block(weights, x, sublayers, normalize_first, epsilon)
+
+
+def _attend(attention_name, weights, prefix, num_heads, **kwargs):
+    """The attention sub-layer under `prefix/` as a function of its query (and value)."""
     attention_weights = {
         name.split("/", 1)[1]: _heads_flattened(name, value)
         for name, value in weights.items()
-        if name.startswith("attention/")
+        if name.startswith(f"{prefix}/")
     }
     variant = "standard" if attention_name == "mha" else attention_name
+    return lambda y, value=None: attention(variant, attention_weights, y, value, num_heads=num_heads, **kwargs)[0]
 
-    def attend(y):
-        return attention(variant, attention_weights, y, num_heads=num_heads, query_mask=padding_mask,
-                         value_mask=padding_mask)[0]
+
+def _block(weights, x, sublayers, normalize_first, epsilon):
+    """Residual sub-blocks `(function, norm name)` and the FFN, pre- or post-norm."""
 
     def norm(y, name):
         mean = y.mean(-1, keepdims=True)
@@ -110,11 +133,10 @@ def encoder(attention_name, weights, x, *, num_heads, padding_mask=None, normali
     def feedforward(y):
         return _dense(weights, "output", np.maximum(_dense(weights, "intermediate", y), 0.0))
 
-    if normalize_first:
-        x = x + attend(norm(x, "attention_norm"))
-        return x + feedforward(norm(x, "feedforward_norm"))
-    x = norm(x + attend(x), "attention_norm")
-    return norm(x + feedforward(x), "feedforward_norm")
+    x = np.asarray(x, np.float64)
+    for function, name in [*sublayers, (feedforward, "feedforward_norm")]:
+        x = x + function(norm(x, name)) if normalize_first else norm(x + function(x), name)
+    return x
 
 
 def _heads_flattened(name, value):

@@ -11,6 +11,7 @@ from keras_superattn.layers.registry import ATTENTION_LAYERS
 from keras_superattn.layers.registry import VARIANTS
 from keras_superattn.layers.standard_attention import StandardAttention
 from keras_superattn.layers.super_attention import SuperAttention
+from keras_superattn.layers.transformer_decoder import TransformerDecoder
 from keras_superattn.layers.transformer_encoder import TransformerEncoder
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "OptimizedAttention",
     "StandardAttention",
     "SuperAttention",
+    "TransformerDecoder",
     "TransformerEncoder",
     "VARIANTS",
 ]

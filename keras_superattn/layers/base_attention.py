@@ -9,8 +9,13 @@ from keras_superattn._keras_compat import set_keras_mask
 from keras_superattn._validation import check_positive_int
 from keras_superattn._validation import check_rate
 
-# Added to the scores of masked keys; the scores are float32 when it is used.
-_MASKED_SCORE = -1e9
+# A masked key's score is set this far below the smallest score of its row:
+# its weight, at most e^-30 (1e-13) of every allowed key's, vanishes in
+# float32 sums and is exactly 0 in int8. A fixed fill such as -1e9 would be
+# exact in float too, but it sets the int8 range of the scores, and with a
+# step of ~4e6 every real score rounds to the same value: the int8 file of a
+# causal or padded model would attend uniformly (measured, BENCHMARKS.md).
+_MASK_MARGIN = 30.0
 
 # The attention core is chosen per backend by measurement (BENCHMARKS.md,
 # "Attention core", benchmarks/attention_core.py): PyTorch's fused SDPA kernel
@@ -194,7 +199,8 @@ class BaseAttention(keras.layers.Layer):
         v = ops.transpose(v, (0, 2, 1, 3))  # (B, h, s, d_k)
         scores = ops.cast(ops.matmul(q, k), "float32")  # (B, h, l, s)
         if mask is not None:
-            scores = ops.where(mask, scores, _MASKED_SCORE)  # (B, h, l, s)
+            floor = ops.min(scores, axis=-1, keepdims=True) - _MASK_MARGIN  # (B, h, l, 1)
+            scores = ops.where(mask, scores, floor)  # (B, h, l, s)
         weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
         heads = ops.matmul(self.dropout_layer(weights, training=training), v)
         return ops.transpose(heads, (0, 2, 1, 3)), weights  # (B, l, h, d_k)

@@ -53,8 +53,8 @@ _CLASS_NAMES = {
 }
 
 
-def attention_factory(attention):
-    """The factory for `attention`: a name in `ATTENTION_LAYERS`, a name
+def attention_factory(attention, argument="attention"):
+    """The factory for `attention` (the value of `argument`): a name in `ATTENTION_LAYERS`, a name
     registered with `keras.saving.register_keras_serializable`, or a Layer
     class taking `num_heads`."""
     if isinstance(attention, type):
@@ -65,8 +65,8 @@ def attention_factory(attention):
     if isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer):
         return _from_class(layer_class)
     raise ValueError(
-        f"Argument `attention` must be one of {sorted(ATTENTION_LAYERS)}, a registered "
-        f"name or a keras Layer class. Received: attention={attention!r}"
+        f"Argument `{argument}` must be one of {sorted(ATTENTION_LAYERS)}, a registered "
+        f"name or a keras Layer class. Received: {argument}={attention!r}"
     )
 
 
@@ -80,7 +80,7 @@ def attention_name(attention):
     name = keras.saving.get_registered_name(attention)
     if keras.saving.get_registered_object(name) is not attention:
         raise ValueError(
-            f"TransformerEncoder cannot save `attention={attention.__name__}`: the class is not registered, so "
+            f"A transformer block cannot save `attention={attention.__name__}`: the class is not registered, so "
             "it could not be found when loading. Decorate it with "
             "`@keras.saving.register_keras_serializable()`, or pass a name from "
             f"{sorted(ATTENTION_LAYERS)}."

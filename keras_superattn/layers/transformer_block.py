@@ -1,0 +1,132 @@
+"""What the transformer encoder and decoder blocks share."""
+
+import keras
+
+from keras_superattn._keras_compat import clone_initializer
+from keras_superattn._validation import check_positive_int
+from keras_superattn._validation import check_rate
+from keras_superattn.layers.layer_normalization import LayerNormalization
+from keras_superattn.layers.registry import attention_factory
+from keras_superattn.layers.registry import attention_name
+
+
+class TransformerBlock(keras.layers.Layer):
+    """Base of `TransformerEncoder` and `TransformerDecoder`: the stored
+    config, the residual sub-blocks and the feed-forward network.
+
+    Each sub-block (an attention or the feed-forward network) is wrapped in
+    dropout, a residual connection and a layer normalization, before
+    (`normalize_first=True`, pre-norm) or after it (post-norm). Subclasses
+    build their attention layers with `_attention` and the feed-forward
+    network with `_build_feedforward`, and wrap each sub-block in `_sublayer_input` and
+    `_add_residual`.
+    """
+
+    def __init__(
+        self,
+        intermediate_dim,
+        num_heads,
+        attention="standard",
+        dropout=0.0,
+        attention_dropout=0.0,
+        activation="relu",
+        layer_norm_epsilon=1e-5,
+        normalize_first=False,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.attention_factory = attention_factory(attention)
+        self.attention = attention
+        self.intermediate_dim = check_positive_int("intermediate_dim", intermediate_dim)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        self.dropout = check_rate("dropout", dropout)
+        self.attention_dropout = check_rate("attention_dropout", attention_dropout)
+        self.activation = keras.activations.get(activation)
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.normalize_first = normalize_first
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.supports_masking = True
+
+    def _check_sequence(self, argument, shape):
+        """Validates a `(B, l, d)` input shape; returns its width `d`."""
+        if len(shape) != 3:
+            raise ValueError(
+                f"{type(self).__name__} expects `{argument}` of rank 3, (batch, sequence, features). "
+                f"Received: {argument}.shape={tuple(shape)}"
+            )
+        width = shape[-1]
+        if width is None or width % self.num_heads:
+            raise ValueError(
+                f"The last dimension of `{argument}` must be a multiple of `num_heads`. "
+                f"Received: {argument}.shape={tuple(shape)}, num_heads={self.num_heads}"
+            )
+        return width
+
+    def _attention(self, factory, name, query_shape, value_shape):
+        layer = factory(
+            query_shape[-1], num_heads=self.num_heads, dropout=self.attention_dropout, name=name, **self._common()
+        )
+        layer.build(query_shape, value_shape)
+        return layer
+
+    def _common(self):
+        """Arguments of each weighted sub-layer; each gets its own initializers."""
+        return dict(
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
+            dtype=self.dtype_policy,
+        )
+
+    def _norm(self, name, input_shape):
+        norm = LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
+        norm.build(input_shape)
+        return norm
+
+    def _build_feedforward(self, input_shape):
+        width = input_shape[-1]
+        self.feedforward_norm = self._norm("feedforward_norm", input_shape)
+        self.intermediate_dense = keras.layers.Dense(
+            self.intermediate_dim, activation=self.activation, name="intermediate", **self._common()
+        )
+        self.intermediate_dense.build(input_shape)
+        self.output_dense = keras.layers.Dense(width, name="output", **self._common())
+        self.output_dense.build((*input_shape[:-1], self.intermediate_dim))
+        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+
+    def _sublayer_input(self, x, norm):
+        """What a sub-block sees: `x`, normalized first in a pre-norm block."""
+        return norm(x) if self.normalize_first else x
+
+    def _add_residual(self, x, y, norm, training):
+        """`x + dropout(y)`, normalized after in a post-norm block."""
+        y = x + self.dropout_layer(y, training=training)
+        return y if self.normalize_first else norm(y)
+
+    def _feedforward(self, x, training):
+        y = self._sublayer_input(x, self.feedforward_norm)
+        y = self.output_dense(self.intermediate_dense(y))
+        return self._add_residual(x, y, self.feedforward_norm, training)
+
+    def compute_output_shape(self, input_shape, *args, **kwargs):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "intermediate_dim": self.intermediate_dim,
+                "num_heads": self.num_heads,
+                "attention": attention_name(self.attention),
+                "dropout": self.dropout,
+                "attention_dropout": self.attention_dropout,
+                "activation": keras.activations.serialize(self.activation),
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+                "normalize_first": self.normalize_first,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config
