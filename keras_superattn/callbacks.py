@@ -21,25 +21,28 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class BestCheckpoint(keras.callbacks.Callback):
-    """Saves the model whenever `val_accuracy` beats its best so far.
+    """Saves the model whenever the `monitor` metric beats its best so far.
 
     Like `keras.callbacks.ModelCheckpoint(save_best_only=True)`, but each
     file is written under a temporary name beside `path` and then renamed
     onto it, so an interrupted save never replaces a good checkpoint with a
-    partial one. `best` is the best validation accuracy seen.
+    partial one. `best` is the best value seen: the highest, or the lowest
+    for a loss (a `monitor` ending in `loss`).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, monitor="val_accuracy"):
         super().__init__()
         self.path = path
-        self.best = -math.inf
+        self.monitor = monitor
+        self.sign = -1.0 if monitor.endswith("loss") else 1.0
+        self.best = -self.sign * math.inf
 
     def on_epoch_end(self, epoch, logs=None):
-        accuracy = (logs or {}).get("val_accuracy")
-        if accuracy is None:
-            raise ValueError("BestCheckpoint needs `val_accuracy`: fit with validation data")
-        if accuracy > self.best:
-            self.best = float(accuracy)
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise ValueError(f"BestCheckpoint needs `{self.monitor}`: fit with validation data")
+        if self.sign * value > self.sign * self.best:
+            self.best = float(value)
             save_model_atomically(self.model, self.path)
 
 

@@ -1,16 +1,17 @@
-"""IMDB, MNIST and CIFAR-10: Keras' loaders, or local files for offline machines.
+"""IMDB, MNIST, CIFAR-10 and English-Spanish pairs: Keras' downloads, or local files.
 
 Each loader takes `data_dir`. When it is None, the `KERAS_SUPERATTN_DATA`
 environment variable is used; when that is unset too, Keras' own loader runs
 (and downloads). With a data directory the local files are required: a
 missing or unreadable file is an error naming the path, never a silent
 download. The local files are those described in the project README:
-`mnist.npz`, `cifar10.npz`, `aclImdb_v1_labeled.tar.xz` and
-`imdb_word_index.json`.
+`mnist.npz`, `cifar10.npz`, `aclImdb_v1_labeled.tar.xz`,
+`imdb_word_index.json` and `spa-eng.zip`.
 """
 
 import json
 import os
+import random
 import tarfile
 import zipfile
 
@@ -26,6 +27,8 @@ START_CHAR, OOV_CHAR, INDEX_FROM = 1, 2, 3
 # this way (its word index keeps apostrophes and splits on hyphens).
 _FILTERS = str.maketrans({c: " " for c in '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'})
 _SHUFFLE_SEED = 113  # the seed keras.datasets.imdb shuffles with
+SPA_ENG_URL = "http://storage.googleapis.com/download.tensorflow.org/data/spa-eng.zip"
+IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 
 
 def data_dir_or_env(data_dir=None):
@@ -78,6 +81,69 @@ def load_cifar10(data_dir=None):
         return (x_train, y_train.reshape(-1)), (x_test, y_test.reshape(-1))
     shapes = {"x_train": (32, 32, 3), "x_test": (32, 32, 3)}
     return _load_npz(_local_file(data_dir, "cifar10.npz"), shapes)
+
+
+def load_spa_eng(data_dir=None, seed=0):
+    """The Anki English-Spanish pairs, split as keras.io's translation example.
+
+    Every line `English<TAB>Spanish` of `spa-eng/spa.txt` is one pair; the
+    pairs are shuffled (with `seed`, where keras.io leaves the shuffle
+    unseeded) and split 70 / 15 / 15 into train, validation and test.
+
+    Returns:
+        `(train, validation, test)`, each a list of `(english, spanish)`
+        string pairs, the text as written (case and punctuation kept).
+    """
+    data_dir = data_dir_or_env(data_dir)
+    if data_dir is None:
+        path = keras.utils.get_file("spa-eng.zip", origin=SPA_ENG_URL)
+    else:
+        path = _local_file(data_dir, "spa-eng.zip")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            lines = archive.read("spa-eng/spa.txt").decode("utf-8").splitlines()
+    except (OSError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+        raise ValueError(f"Could not read spa-eng/spa.txt from {path}: {error}") from error
+    pairs = [tuple(line.split("\t")[:2]) for line in lines if "\t" in line]
+    if len(pairs) < 0.99 * len(lines) or not pairs:
+        raise ValueError(f"{path}: expected lines `English<TAB>Spanish`; {len(lines) - len(pairs)} are not")
+    random.Random(seed).shuffle(pairs)
+    held_out = int(0.15 * len(pairs))
+    train = len(pairs) - 2 * held_out
+    return pairs[:train], pairs[train : train + held_out], pairs[train + held_out :]
+
+
+def load_imdb_text(data_dir=None):
+    """The raw IMDB reviews as English text, for language modelling.
+
+    Returns:
+        `(train, test)` lists of reviews: train holds the 25,000 labelled
+        training reviews (plus the 50,000 unlabelled ones where the archive
+        has them: the download does, the local `aclImdb_v1_labeled.tar.xz`
+        does not), test the 25,000 test reviews; archive order, `<br />`
+        line breaks as spaces.
+    """
+    data_dir = data_dir_or_env(data_dir)
+    if data_dir is None:
+        path = keras.utils.get_file("aclImdb_v1.tar.gz", origin=IMDB_URL)
+    else:
+        path = _local_file(data_dir, "aclImdb_v1_labeled.tar.xz")
+    splits = {"train": [], "test": []}
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive:
+                parts = member.name.split("/")  # aclImdb/<split>/<pos|neg|unsup>/<id>_<rating>.txt
+                if member.isfile() and len(parts) == 4 and parts[2] in ("pos", "neg", "unsup"):
+                    text = archive.extractfile(member).read().decode("utf-8")
+                    splits[parts[1]].append(text.replace("<br />", " "))
+    except (OSError, tarfile.TarError, EOFError, UnicodeDecodeError) as error:
+        raise ValueError(f"Could not read the IMDB archive {path}: {error}") from error
+    if len(splits["test"]) != 25000 or len(splits["train"]) not in (25000, 75000):
+        raise ValueError(
+            f"{path}: expected 25000 test and 25000 (+ 50000 unlabelled) training reviews. "
+            f"Received: {len(splits['test'])} and {len(splits['train'])}"
+        )
+    return splits["train"], splits["test"]
 
 
 def tokenize(text):

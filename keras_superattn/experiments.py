@@ -17,10 +17,14 @@ import numpy as np
 from keras_superattn._validation import check_positive_int
 from keras_superattn.callbacks import BestCheckpoint
 from keras_superattn.callbacks import EpochTimer
-from keras_superattn.layers import TransformerEncoder
+from keras_superattn.generation import token_crossentropy
+from keras_superattn.layers.transformer_block import TransformerBlock
 from keras_superattn.reporting import markdown_table
 from keras_superattn.reporting import plot
 from keras_superattn.timing import interleaved_median_seconds
+
+# The package's own losses, by the name a `TrainingConfig` gives them.
+_LOSSES = {"token_crossentropy": token_crossentropy}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +35,8 @@ class TrainingConfig:
         epochs: int. Epochs per run.
         batch_size: int.
         learning_rate: float. Adam's (initial) learning rate.
-        loss: a Keras loss, e.g. `"binary_crossentropy"`.
+        loss: a Keras loss name, e.g. `"binary_crossentropy"`, or
+            `"token_crossentropy"` (`generation.token_crossentropy`).
         validation_split: float in `(0, 1)`. Share of the training data held
             out to choose each run's best epoch and each variant's best run.
         learning_rate_schedule: `"constant"`, or `"cosine"` to decay the
@@ -78,11 +83,17 @@ class TrainingConfig:
 
 
 def attention_params(model):
-    """Parameters of the attention layers inside a model's encoder blocks."""
+    """Parameters of the attention layers inside a model's transformer blocks."""
     return sum(
-        layer.attention_layer.count_params()
+        attention.count_params()
         for layer in model.layers
-        if isinstance(layer, TransformerEncoder)
+        if isinstance(layer, TransformerBlock)
+        for attention in (
+            getattr(layer, "attention_layer", None),
+            getattr(layer, "self_attention_layer", None),
+            getattr(layer, "cross_attention_layer", None),
+        )
+        if attention is not None
     )
 
 
@@ -98,12 +109,13 @@ def use_data_parallel():
     return len(devices)
 
 
-def adam(config, train_samples):
+def adam(config, train_samples, split=True):
     """Adam at `config.learning_rate`, which the `"cosine"` schedule decays
-    to zero along a cosine over exactly the steps `fit` will take."""
+    to zero along a cosine over exactly the steps `fit` will take (on
+    `train_samples` less the validation split when `split`)."""
     learning_rate = config.learning_rate
     if config.learning_rate_schedule == "cosine":
-        fit_samples = int(train_samples * (1 - config.validation_split))  # as fit() splits
+        fit_samples = int(train_samples * (1 - config.validation_split)) if split else train_samples  # as fit()
         steps = config.epochs * math.ceil(fit_samples / config.batch_size)
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
     return keras.optimizers.Adam(learning_rate)
@@ -112,37 +124,43 @@ def adam(config, train_samples):
 def train_one(build_model, data, variant, seed, config, out_dir):
     """Trains one model; returns its test metrics and the best checkpoint's path."""
     (x_train, y_train), (x_test, y_test) = data
-    keras.utils.set_random_seed(seed)
-    model = build_model(variant)
-    model.compile(
-        optimizer=adam(config, len(x_train)),
-        loss=config.loss,
-        metrics=["accuracy"],
-    )
-    path = os.path.join(out_dir, "models", f"{variant}_seed{seed}.keras")
-    timer = EpochTimer()
-    checkpoint = BestCheckpoint(path)
-    print(f"\n--- {variant}, seed {seed} ---", flush=True)
-    model.fit(
-        x_train, y_train,
-        batch_size=config.batch_size, epochs=config.epochs,
-        validation_split=config.validation_split,
-        callbacks=[checkpoint, timer], verbose=config.verbose,
-    )
-    best = keras.saving.load_model(path)
-    test_loss, test_accuracy = best.evaluate(
-        x_test, y_test, batch_size=config.batch_size, verbose=0
-    )
+    run, best = _fit_best(build_model, variant, seed, config, out_dir, (x_train, y_train), None, ["accuracy"])
+    test_loss, test_accuracy = best.evaluate(x_test, y_test, batch_size=config.batch_size, verbose=0)
     return {
         "seed": seed,
-        "validation_accuracy": checkpoint.best,
+        "validation_accuracy": run.pop("best"),
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
+        **run,
+    }
+
+
+def _fit_best(build_model, variant, seed, config, out_dir, train, validation, metrics):
+    """Fits one model, keeping the checkpoint of its best validation epoch
+    (by accuracy with metrics, else by loss; `validation` None: the
+    config's split of `train`). Returns `(run record, best model)`."""
+    keras.utils.set_random_seed(seed)
+    model = build_model(variant)
+    samples = len(keras.tree.flatten(train[0])[0])
+    loss = _LOSSES.get(config.loss, config.loss)
+    model.compile(optimizer=adam(config, samples, split=validation is None), loss=loss, metrics=metrics)
+    path = os.path.join(out_dir, "models", f"{variant}_seed{seed}.keras")
+    timer = EpochTimer()
+    checkpoint = BestCheckpoint(path, monitor="val_accuracy" if metrics else "val_loss")
+    print(f"\n--- {variant}, seed {seed} ---", flush=True)
+    split = dict(validation_split=config.validation_split) if validation is None else dict(validation_data=validation)
+    model.fit(
+        *train, batch_size=config.batch_size, epochs=config.epochs,
+        callbacks=[checkpoint, timer], verbose=config.verbose, **split,
+    )
+    run = {
+        "best": checkpoint.best,
         "epoch_seconds": float(np.mean(timer.seconds)),
         "attention_params": attention_params(model),
         "total_params": model.count_params(),
         "checkpoint": os.path.relpath(path, out_dir),
     }
+    return run, keras.saving.load_model(path)
 
 
 def batch_latency(models, batch, rounds=30, warmup=3):
@@ -249,3 +267,78 @@ def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=T
     plot(results, os.path.join(out_dir, "results.png"))
     print("\n" + table, flush=True)
     return results
+
+
+def compare_generators(build_model, data, variants, seeds, out_dir, config, evaluate, convert=None):
+    """Trains next-token models (translators, language models) side by side.
+
+    Like `compare_variants`, but each run keeps its lowest-validation-loss
+    checkpoint, and the test metrics come from `evaluate`.
+
+    Args:
+        build_model: `variant -> keras.Model` (uncompiled) of logits.
+        data: `(train, validation)`, each `(inputs, labels)`; inputs an
+            array or a dict of arrays.
+        variants, seeds, out_dir, config: as in `compare_variants`;
+            `config.loss` is e.g. `"keras_superattn>token_crossentropy"`.
+        evaluate: `(model, variant) -> dict` of test metrics of one run,
+            e.g. `{"perplexity": ...}` or `{"bleu": ...}`; also the place to
+            record example outputs.
+        convert: optional `(variant, checkpoint path) -> dict` for each
+            variant's best run: its int8 file's metrics.
+
+    Returns:
+        The results dictionary written to `results.json` (the report,
+        `results.md` and `results.png`, is the caller's).
+    """
+    os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
+    train, validation = data
+    runs = {}
+    for variant in variants:
+        runs[variant] = []
+        for seed in seeds:
+            run, best = _fit_best(build_model, variant, seed, config, out_dir, train, validation, [])
+            runs[variant].append({"seed": seed, "validation_loss": run.pop("best"), **evaluate(best, variant), **run})
+    best_runs = {variant: min(r, key=lambda run: run["validation_loss"]) for variant, r in runs.items()}
+    best_models = {
+        variant: keras.saving.load_model(os.path.join(out_dir, run["checkpoint"])) for variant, run in best_runs.items()
+    }
+    batch = keras.tree.map_structure(lambda x: x[: config.batch_size], validation[0])
+    latency = batch_latency(best_models, batch)
+    results = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "config": config.as_record(),
+        "seeds": list(seeds),
+        "runs": runs,
+        "summary": {
+            variant: {
+                "best_checkpoint": best_runs[variant]["checkpoint"],
+                "batch_latency_ms": 1e3 * latency[variant],
+                "best_run": {k: v for k, v in best_runs[variant].items() if k != "checkpoint"},
+                **_mean_and_std(variant_runs),
+            }
+            for variant, variant_runs in runs.items()
+        },
+    }
+    _write_json(results, out_dir)
+    if convert:
+        for variant, run in best_runs.items():
+            results["summary"][variant]["int8"] = convert(variant, os.path.join(out_dir, run["checkpoint"]))
+        _write_json(results, out_dir)
+    return results
+
+
+def _mean_and_std(runs):
+    """`<metric>_mean` / `<metric>_std` of every numeric metric of the runs."""
+    numeric = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and k != "seed"]
+    summary = {}
+    for key in numeric:
+        values = [run[key] for run in runs]
+        summary[f"{key}_mean"], summary[f"{key}_std"] = float(np.mean(values)), float(np.std(values))
+    return summary
+
+
+def _write_json(results, out_dir):
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(results, f, indent=2)

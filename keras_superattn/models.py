@@ -6,6 +6,7 @@ from keras_superattn.layers import LayerNormalization
 from keras_superattn.layers import MaskedAveragePooling
 from keras_superattn.layers import PatchEmbedding
 from keras_superattn.layers import TokenAndPositionEmbedding
+from keras_superattn.layers import TransformerDecoder
 from keras_superattn.layers import TransformerEncoder
 
 
@@ -117,6 +118,119 @@ def vit_classifier(
     x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
     outputs = _classifier_output(x, num_classes)
     return keras.Model(inputs, outputs, name=name or f"vit_{_attention_name(attention)}")
+
+
+def translator(
+    attention,
+    source_vocabulary_size,
+    target_vocabulary_size,
+    source_length,
+    target_length,
+    embedding_dim=64,
+    num_heads=4,
+    intermediate_dim=128,
+    num_layers=1,
+    dropout=0.1,
+    cross_attention=None,
+    layer_norm_epsilon=1e-6,
+    name=None,
+):
+    """An encoder-decoder transformer for translation, as keras.io's
+    English-to-Spanish example, with pre-norm blocks.
+
+    The source is embedded with `mask_zero=True`, so its padding (id 0) is
+    hidden from the encoder and from the decoder's cross-attention. The
+    target is the sequence so far, starting with a start token; position `t`
+    of the output scores the token at `t + 1`. Padding in the target needs no
+    mask: it only ever comes after the real tokens, which the causal
+    self-attention already hides; the loss ignores it.
+
+    Args:
+        attention: attention of every block (encoder self-attention, decoder
+            causal self-attention), as in `TransformerEncoder`.
+        source_vocabulary_size, target_vocabulary_size: int.
+        source_length, target_length: int. Static sequence lengths.
+        embedding_dim, num_heads, intermediate_dim: sizes of every block.
+        num_layers: int. Encoder blocks, and as many decoder blocks.
+        dropout: float.
+        cross_attention: the decoder's attention over the encoder output;
+            None for the same as `attention`.
+        layer_norm_epsilon: float.
+        name: optional model name.
+
+    Returns:
+        A `keras.Model` from `{"source": (B, source_length), "target":
+        (B, target_length)}` int32 ids to next-token logits
+        `(B, target_length, target_vocabulary_size)`.
+    """
+    source = keras.Input((source_length,), dtype="int32", name="source")
+    target = keras.Input((target_length,), dtype="int32", name="target")
+    blocks = dict(dropout=dropout, layer_norm_epsilon=layer_norm_epsilon, normalize_first=True)
+    x = TokenAndPositionEmbedding(
+        source_vocabulary_size, source_length, embedding_dim, mask_zero=True, name="source_embedding"
+    )(source)
+    for index in range(num_layers):
+        x = TransformerEncoder(intermediate_dim, num_heads, attention=attention, name=f"encoder_{index}", **blocks)(x)
+    x = LayerNormalization(epsilon=layer_norm_epsilon, name="encoder_norm")(x)
+    y = TokenAndPositionEmbedding(target_vocabulary_size, target_length, embedding_dim, name="target_embedding")(
+        target
+    )
+    for index in range(num_layers):
+        y = TransformerDecoder(
+            intermediate_dim, num_heads, attention=attention, cross_attention=cross_attention,
+            name=f"decoder_{index}", **blocks,
+        )(y, x)
+    logits = _next_token_logits(y, target_vocabulary_size, layer_norm_epsilon)
+    return keras.Model(
+        {"source": source, "target": target}, logits, name=name or f"translator_{_attention_name(attention)}"
+    )
+
+
+def language_model(
+    attention,
+    vocabulary_size,
+    sequence_length,
+    embedding_dim=64,
+    num_heads=4,
+    intermediate_dim=128,
+    num_layers=2,
+    dropout=0.1,
+    layer_norm_epsilon=1e-6,
+    name=None,
+):
+    """A decoder-only (GPT-style) language model with pre-norm blocks.
+
+    Position `t` of the output scores the token at `t + 1`; no position sees
+    a later one. Padding (id 0) needs no mask for the same reason: it only
+    comes after the real tokens. The loss ignores it.
+
+    Args:
+        attention: attention of every block, as in `TransformerDecoder`.
+        vocabulary_size: int.
+        sequence_length: int. Static sequence length.
+        embedding_dim, num_heads, intermediate_dim, num_layers: sizes.
+        dropout: float.
+        layer_norm_epsilon: float.
+        name: optional model name.
+
+    Returns:
+        A `keras.Model` from `(B, sequence_length)` int32 ids to next-token
+        logits `(B, sequence_length, vocabulary_size)`.
+    """
+    tokens = keras.Input((sequence_length,), dtype="int32", name="tokens")
+    x = TokenAndPositionEmbedding(vocabulary_size, sequence_length, embedding_dim, name="embedding")(tokens)
+    for index in range(num_layers):
+        x = TransformerDecoder(
+            intermediate_dim, num_heads, attention=attention, dropout=dropout,
+            layer_norm_epsilon=layer_norm_epsilon, normalize_first=True, name=f"decoder_{index}",
+        )(x)
+    logits = _next_token_logits(x, vocabulary_size, layer_norm_epsilon)
+    return keras.Model(tokens, logits, name=name or f"language_model_{_attention_name(attention)}")
+
+
+def _next_token_logits(x, vocabulary_size, epsilon):
+    x = LayerNormalization(epsilon=epsilon, name="final_norm")(x)
+    return keras.layers.Dense(vocabulary_size, dtype="float32", name="logits")(x)
 
 
 def _classifier_output(x, num_classes):

@@ -48,3 +48,55 @@ def plot(results, path):
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def generative_table(results, metric):
+    """The markdown table of a `compare_generators` run, for its `metric`."""
+    seeds = len(results["seeds"])
+    lines = [
+        f"### {results['config'].get('title', 'results')} ({results['backend']}, {seeds} seed(s))",
+        "",
+        f"| variant | attention params | total params | test {metric} (mean ± std) | validation loss "
+        f"| s / epoch | ms / batch | best run: float / int8 {metric} | int8 greedy agreement | int8 ms / token |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, s in results["summary"].items():
+        int8 = s.get("int8") or {}
+        lines.append(
+            f"| {variant} | {s['attention_params_mean']:,.0f} | {s['total_params_mean']:,.0f} "
+            f"| {s[f'{metric}_mean']:.2f} ± {s[f'{metric}_std']:.2f} | {s['validation_loss_mean']:.4f} "
+            f"| {s['epoch_seconds_mean']:.1f} | {s['batch_latency_ms']:.2f} "
+            f"| {s['best_run'][metric]:.2f} / {_number(int8.get(metric))} "
+            f"| {_number(int8.get('greedy_agreement'), 100)} % | {_number(int8.get('ms_per_token'))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _number(value, scale=1):
+    return "n/a" if value is None else f"{scale * value:.2f}"
+
+
+def plot_metric(results, metric, higher_is_better, path):
+    """Test `metric` against attention parameters, and inference time per batch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = results["summary"]
+    names = list(summary)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for name in names:
+        s = summary[name]
+        left.errorbar(
+            s["attention_params_mean"], s[f"{metric}_mean"], yerr=s[f"{metric}_std"], fmt="o", capsize=4, label=name
+        )
+    left.set_xlabel("attention parameters")
+    left.set_ylabel(f"test {metric} ({'higher' if higher_is_better else 'lower'} is better)")
+    left.legend()
+    right.bar(names, [summary[n]["batch_latency_ms"] for n in names])
+    right.set_ylabel("inference ms per batch")
+    figure.suptitle(results["config"].get("title", ""))
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

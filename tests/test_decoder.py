@@ -6,11 +6,11 @@ import pytest
 
 from keras_superattn import layers
 from tests import reference
+from tests.helpers import VARIANTS
 from tests.helpers import B
 from tests.helpers import D
 from tests.helpers import H
 from tests.helpers import L
-from tests.helpers import VARIANTS
 from tests.helpers import numpy
 from tests.helpers import padding_mask
 

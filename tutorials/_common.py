@@ -1,6 +1,7 @@
 """Command-line plumbing shared by the tutorials."""
 
 import argparse
+import os
 
 from keras_superattn._validation import positive_int_argument as positive_int
 
@@ -61,3 +62,16 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
         return models.vit_classifier(variant, image_shape, patch_size=patch_size, num_classes=10)
 
     experiments.compare_variants(build, data, variants, range(args.seeds), args.out, config)
+
+
+def generative_report(results, out_dir, metric, higher_is_better):
+    """results.md and results.png of a `compare_generators` run: `metric`
+    (e.g. `"bleu"`) per variant, mean ± std over seeds, with the int8 file's."""
+    from keras_superattn.reporting import generative_table
+    from keras_superattn.reporting import plot_metric
+
+    table = generative_table(results, metric)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(table)
+    plot_metric(results, metric, higher_is_better, os.path.join(out_dir, "results.png"))
+    print("\n" + table, flush=True)

@@ -3,8 +3,9 @@
 from keras_superattn.deploy.convert import QUANTIZATIONS
 from keras_superattn.deploy.convert import check_full_integer
 from keras_superattn.deploy.convert import convert
+from keras_superattn.deploy.generate import decode_greedy
 from keras_superattn.deploy.inspection import format_report
 from keras_superattn.deploy.inspection import inspect
 from keras_superattn.deploy.runtime import TFLiteModel
 
-__all__ = ["QUANTIZATIONS", "TFLiteModel", "check_full_integer", "convert", "format_report", "inspect"]
+__all__ = ["QUANTIZATIONS", "TFLiteModel", "check_full_integer", "convert", "decode_greedy", "format_report", "inspect"]

@@ -32,8 +32,13 @@ def convert_in_tensorflow(model, output_path, **arguments):
         request = dict(arguments, model=os.fspath(model), output_path=os.fspath(output_path))
         for name in ARRAYS:
             if request[name] is not None:
-                request[name] = os.path.join(folder, f"{name}.npy")
-                np.save(request[name], np.asarray(arguments[name]))
+                # A dict of arrays (a model with several inputs) as an .npz.
+                data = arguments[name]
+                request[name] = os.path.join(folder, f"{name}.{'npz' if isinstance(data, dict) else 'npy'}")
+                if isinstance(data, dict):
+                    np.savez(request[name], **{key: np.asarray(value) for key, value in data.items()})
+                else:
+                    np.save(request[name], np.asarray(data))
         request_path, result_path = os.path.join(folder, "request.json"), os.path.join(folder, "result.json")
         with open(request_path, "w") as f:
             json.dump(request, f)
@@ -57,7 +62,8 @@ def main(request_path, result_path):
         request = json.load(f)
     for name in ARRAYS:
         if request[name] is not None:
-            request[name] = np.load(request[name])
+            loaded = np.load(request[name])
+            request[name] = dict(loaded) if request[name].endswith(".npz") else loaded
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the calling process warns, from the result
         conversion = convert(request.pop("model"), request.pop("output_path"), **request)

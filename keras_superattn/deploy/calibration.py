@@ -15,6 +15,7 @@ import numpy as np
 
 from keras_superattn.deploy import flatbuffer
 from keras_superattn.deploy.options import STATISTICS
+from keras_superattn.deploy.runtime import signature_inputs
 
 # Activations beyond this magnitude have no useful int8 range; at 1e38 the
 # MLIR quantizer aborts the process ("scale out of expressed type range").
@@ -27,7 +28,7 @@ def recalibrate(calibrated_model, samples, batch_size=1, statistic="minmax"):
 
     Args:
         calibrated_model: bytes of a float `.tflite` carrying min/max statistics.
-        samples: array `(N, *input_shape)` of calibration inputs.
+        samples: `{input name: array (N, *input_shape)}` of calibration inputs.
         batch_size: int. The static batch of the graph.
         statistic: `"minmax"`: the minimum and maximum over all samples;
             `"mean_minmax"`: the mean over batches of each batch's minimum
@@ -63,11 +64,12 @@ def measured_ranges(model_bytes, tensor_indices, samples, batch_size, statistic)
         experimental_preserve_all_tensors=True,
     )
     interpreter.allocate_tensors()
-    input_index = interpreter.get_input_details()[0]["index"]
+    inputs = signature_inputs(interpreter)
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     lows, highs = {i: [] for i in tensor_indices}, {i: [] for i in tensor_indices}
-    for start in range(0, len(samples), batch_size):
-        interpreter.set_tensor(input_index, samples[start : start + batch_size])
+    for start in range(0, len(next(iter(samples.values()))), batch_size):
+        for name, values in samples.items():
+            interpreter.set_tensor(inputs[name]["index"], values[start : start + batch_size])
         interpreter.invoke()
         for index in tensor_indices:
             values = interpreter.get_tensor(index)

@@ -35,7 +35,9 @@ class Conversion:
         quantization: the quantization mode.
         agreement: share of checked samples on which the file and the Keras
             model take the same decision (argmax, or `p > 0.5` for one
-            sigmoid unit); None when no samples were given to check.
+            sigmoid unit; for a sequence output, such as next-token
+            logits, the share of positions); None when no samples were
+            given to check.
         mean_absolute_difference: mean |file output - Keras output|; None
             when no samples were given.
         num_checked: number of samples compared.
@@ -82,8 +84,9 @@ def convert(
     accuracy points.
 
     Args:
-        model: a `keras.Model` (functional or Sequential) with one input, or
-            the path of a `.keras` file.
+        model: a `keras.Model` (functional or Sequential), or the path of a
+            `.keras` file. The file's signature inputs take the names of the
+            model's inputs.
         output_path: where to write the `.tflite` file.
         quantization: `"int8"` (int8 weights and activations, integer inputs
             and outputs: the full-integer graph that NPUs and the Edge TPU
@@ -96,7 +99,8 @@ def convert(
             accurate, slower, not for the Edge TPU), `"dynamic"` (int8
             weights), `"float16"` (float16 weights) or `"float32"`.
         representative_data: array of real input samples `(N, *input_shape)`,
-            required for the integer modes; the first
+            or for a model with several inputs a dict of such arrays keyed
+            by input name; required for the integer modes. The first
             `num_calibration_samples` calibrate the activation ranges.
         num_calibration_samples: int. How many samples calibrate; a multiple
             of `batch_size`.
@@ -110,7 +114,8 @@ def convert(
             outliers) or `"tensorflow"` (TensorFlow's recorded ranges, wrong
             for tensors updated in place; for comparison). BENCHMARKS.md
             compares them; `"minmax"` was best or equal on most variants.
-        validation_data: optional held-out inputs to measure the file's
+        validation_data: optional held-out inputs (array or dict, as
+            `representative_data`) to measure the file's
             agreement with the Keras model on; defaults to the calibration
             samples.
         verbose: bool. Show calibration progress and the agreement.
@@ -136,29 +141,26 @@ def convert(
         if not os.path.isfile(model):
             raise FileNotFoundError(f"Argument `model`: no .keras file at {os.fspath(model)!r}")
         model = keras.saving.load_model(model, compile=False)
-    if len(model.inputs) != 1:
-        raise ValueError(f"convert() handles models with one input. Received a model with {len(model.inputs)} inputs")
-    model_input = model.inputs[0]
     samples = None
     if quantization in INTEGER_QUANTIZATIONS:
-        samples = _samples("representative_data", representative_data, model_input)
-        samples = samples[:num_calibration_samples]
-        if len(samples) < batch_size or len(samples) % batch_size:
+        samples = _samples("representative_data", representative_data, model)
+        samples = {name: x[:num_calibration_samples] for name, x in samples.items()}
+        count = _count(samples)
+        if count < batch_size or count % batch_size:
             raise ValueError(
                 f"The calibration samples must fill whole batches of batch_size={batch_size}. "
-                f"Received: {len(samples)} samples (num_calibration_samples={num_calibration_samples})"
+                f"Received: {count} samples (num_calibration_samples={num_calibration_samples})"
             )
     checked = samples
     if validation_data is not None:
-        checked = _samples("validation_data", validation_data, model_input)
-        if len(checked) < batch_size:
+        checked = _samples("validation_data", validation_data, model)
+        if _count(checked) < batch_size:
             raise ValueError(
                 f"Argument `validation_data` must hold at least batch_size={batch_size} samples. "
-                f"Received: {len(checked)}"
+                f"Received: {_count(checked)}"
             )
-    input_shape = (batch_size, *model_input.shape[1:])
     tflite_bytes = _convert_tensorflow_model(
-        model, input_shape, quantization, samples, io_dtype, calibration_statistic, verbose
+        model, batch_size, quantization, samples, io_dtype, calibration_statistic, verbose
     )
     if quantization in INTEGER_QUANTIZATIONS:
         check_full_integer(tflite_bytes, allowed=float_ops_kept(quantization))
@@ -185,26 +187,57 @@ def _check_choice(name, value, choices):
         raise ValueError(f"Argument `{name}` must be one of {choices}. Received: {name}={value!r}")
 
 
-def _samples(name, data, model_input):
-    """`data` as an array of the model's input dtype, checked sample by sample."""
+def _samples(name, data, model):
+    """`data` as `{input name: array}` in the model's input dtypes, checked
+    sample by sample: an array for a one-input model, else a dict keyed by
+    the model's input names."""
     if data is None:
         raise ValueError(f"Argument `{name}` is required for integer quantization. Received: None")
-    data = np.asarray(data)
-    expected = tuple(model_input.shape[1:])
-    if data.ndim == 0 or data.shape[1:] != expected or len(data) == 0:
-        raise ValueError(
-            f"Argument `{name}` must have shape (N, {', '.join(map(str, expected))}) with N >= 1 "
-            f"to match the model input. Received: {data.shape}"
-        )
-    if np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.complexfloating):
-        finite = np.isfinite(data.reshape(len(data), -1)).all(axis=1)
-        if not finite.all():
-            bad = np.flatnonzero(~finite)
+    names = [model_input.name for model_input in model.inputs]
+    if not isinstance(data, dict):
+        if len(names) != 1:
             raise ValueError(
-                f"Argument `{name}` must hold finite values only; samples {bad[:10].tolist()}"
-                f"{' ...' if len(bad) > 10 else ''} ({len(bad)} in all) contain NaN or inf."
+                f"The model has {len(names)} inputs: pass `{name}` as a dict with the keys {names}. "
+                f"Received: a {type(data).__name__}"
             )
-    return data.astype(model_input.dtype)
+        data = {names[0]: data}
+    if set(data) != set(names):
+        raise ValueError(f"Argument `{name}` must have exactly the keys {names}. Received: {list(data)}")
+    arrays = {}
+    for model_input in model.inputs:
+        array = np.asarray(data[model_input.name])
+        label = name if len(names) == 1 else f"{name}[{model_input.name!r}]"
+        expected = tuple(model_input.shape[1:])
+        if array.ndim == 0 or array.shape[1:] != expected or len(array) == 0:
+            raise ValueError(
+                f"Argument `{label}` must have shape (N, {', '.join(map(str, expected))}) with N >= 1 "
+                f"to match the model input. Received: {array.shape}"
+            )
+        if np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.complexfloating):
+            finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+            if not finite.all():
+                bad = np.flatnonzero(~finite)
+                raise ValueError(
+                    f"Argument `{label}` must hold finite values only; samples {bad[:10].tolist()}"
+                    f"{' ...' if len(bad) > 10 else ''} ({len(bad)} in all) contain NaN or inf."
+                )
+        arrays[model_input.name] = array.astype(model_input.dtype)
+    counts = {key: len(array) for key, array in arrays.items()}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"The inputs of `{name}` must have the same number of samples. Received: {counts}")
+    return arrays
+
+
+def _count(samples):
+    return len(next(iter(samples.values())))
+
+
+def _as_model_inputs(model, arrays):
+    """`{input name: array}` in the structure the model was built with."""
+    if isinstance(model.input, dict):
+        return arrays
+    inputs = [arrays[x.name] for x in model.inputs]
+    return inputs[0] if len(inputs) == 1 else inputs
 
 
 def _output_names(model):
@@ -213,12 +246,20 @@ def _output_names(model):
     return list(names) if names else [model.layers[-1].name]
 
 
-def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtype, statistic, verbose):
+def _convert_tensorflow_model(model, batch_size, quantization, samples, io_dtype, statistic, verbose):
     import tensorflow as tf
 
-    input_dtype = tf.as_dtype(model.inputs[0].dtype)
-    signature = [tf.TensorSpec(input_shape, input_dtype, name=model.inputs[0].name)]
+    names = [model_input.name for model_input in model.inputs]
+    signature = [
+        tf.TensorSpec((batch_size, *model_input.shape[1:]), tf.as_dtype(model_input.dtype), name=model_input.name)
+        for model_input in model.inputs
+    ]
     output_names = _output_names(model)
+
+    def serve(*inputs):
+        outputs = model(_as_model_inputs(model, dict(zip(names, inputs))), training=False)
+        return dict(zip(output_names, keras.tree.flatten(outputs)))
+
     with tempfile.TemporaryDirectory() as saved_model:
         # A SavedModel freezes the weights; converting a tf.function of a
         # Keras 3 model directly leaves READ_VARIABLE ops behind. The endpoint
@@ -226,11 +267,7 @@ def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtyp
         # names, which Android's signature runner shows.
         archive = keras.export.ExportArchive()
         archive.track(model)
-        archive.add_endpoint(
-            "serving_default",
-            lambda x: dict(zip(output_names, keras.tree.flatten(model(x, training=False)))),
-            input_signature=signature,
-        )
+        archive.add_endpoint("serving_default", serve, input_signature=signature)
         archive.write_out(saved_model, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -239,7 +276,7 @@ def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtyp
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if quantization in INTEGER_QUANTIZATIONS:
-            converter.representative_dataset = _representative_dataset(samples, input_shape[0], verbose)
+            converter.representative_dataset = _representative_dataset(samples, batch_size, verbose)
         if quantization in INT8_QUANTIZATIONS:
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             # Calibrate only: the recorded ranges are replaced by measured
@@ -261,7 +298,7 @@ def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtyp
         return converted
     from tensorflow.lite.python import convert as tflite_convert
 
-    calibrated = calibration.recalibrate(converted, samples, input_shape[0], statistic)
+    calibrated = calibration.recalibrate(converted, samples, batch_size, statistic)
     # The arguments TFLiteConverter itself passes to its MLIR quantizer.
     return tflite_convert.mlir_quantize(
         calibrated, input_data_type=getattr(tf, io_dtype), output_data_type=getattr(tf, io_dtype),
@@ -271,9 +308,9 @@ def _convert_tensorflow_model(model, input_shape, quantization, samples, io_dtyp
 
 def _representative_dataset(samples, batch_size, verbose):
     def generate():
-        progress = keras.utils.Progbar(len(samples), unit_name="sample") if verbose else None
-        for start in range(0, len(samples), batch_size):
-            yield [samples[start : start + batch_size]]
+        progress = keras.utils.Progbar(_count(samples), unit_name="sample") if verbose else None
+        for start in range(0, _count(samples), batch_size):
+            yield {name: x[start : start + batch_size] for name, x in samples.items()}
             if progress:
                 progress.update(start + batch_size)
 
@@ -292,12 +329,18 @@ def _write_checked(model, tflite_bytes, output_path, quantization, checked, verb
         os.chmod(temporary, 0o666 & ~_umask())  # as open() would create it
         try:
             written = TFLiteModel(temporary)
-            inputs = checked if checked is not None else np.zeros((written.batch_size, *written.input["shape"][1:]))
-            whole = len(inputs) - len(inputs) % written.batch_size or written.batch_size
-            got = written.predict(inputs[:whole].astype(model.inputs[0].dtype))
+            if checked is None:
+                checked_inputs = {
+                    x.name: np.zeros((written.batch_size, *x.shape[1:]), x.dtype) for x in model.inputs
+                }
+            else:
+                count = _count(checked)
+                whole = count - count % written.batch_size or written.batch_size
+                checked_inputs = {name: x[:whole] for name, x in checked.items()}
+            got = written.predict(checked_inputs)
         except Exception as error:
             raise ValueError(f"The converted {quantization} file cannot run with LiteRT: {error}") from error
-        conversion = _compare(model, inputs[:whole], got, output_path, quantization, checked is not None)
+        conversion = _compare(model, checked_inputs, got, output_path, quantization, checked is not None)
         os.replace(temporary, output_path)
     except BaseException:
         if os.path.exists(temporary):
@@ -314,10 +357,11 @@ def _write_checked(model, tflite_bytes, output_path, quantization, checked, verb
 def _compare(model, inputs, got, output_path, quantization, measured):
     if not measured:
         return Conversion(os.fspath(output_path), quantization, None, None, 0)
-    want = keras.ops.convert_to_numpy(model.predict(inputs, verbose=0, batch_size=256)).reshape(got.shape)
+    want = model.predict(_as_model_inputs(model, inputs), verbose=0, batch_size=256)
+    want = keras.ops.convert_to_numpy(want).reshape(got.shape)
     agreement = float(np.mean(decisions(got) == decisions(want)))
     conversion = Conversion(
-        os.fspath(output_path), quantization, agreement, float(np.abs(got - want).mean()), len(inputs)
+        os.fspath(output_path), quantization, agreement, float(np.abs(got - want).mean()), _count(inputs)
     )
     warn_if_disagreeing(conversion)
     return conversion

@@ -21,7 +21,9 @@ class TFLiteModel:
     Float inputs are quantized with the model's input scale and zero point
     when the model takes int8/uint8, and outputs are dequantized back to
     float, so callers always deal in the Keras model's units. A model with a
-    static batch (batch 1 for mobile) is fed slice by slice.
+    static batch (batch 1 for mobile) is fed slice by slice. A model with
+    several inputs (e.g. a translator's `source` and `target` ids) takes a
+    dict keyed by its signature's input names, the Keras model's input names.
 
     Inputs are checked rather than cast blindly: NaN or inf, integers out of
     the input type's range (e.g. token ids >= 2**31 for int32) and integer
@@ -38,11 +40,19 @@ class TFLiteModel:
         use_xnnpack: bool. Use LiteRT's default XNNPACK delegate, or only the
             builtin reference kernels.
 
+    Attributes:
+        inputs: `{signature input name: LiteRT tensor details}`; the names
+            are the Keras model's input names.
+        input: the details of the first (for most models the only) input.
+        output: the details of the output.
+        batch_size: the static batch.
+
     Example:
 
     ```python
     model = TFLiteModel("tflite_models/imdb_super_int8.tflite")
     probabilities = model.predict(x_test)
+    logits = TFLiteModel("translator_int8.tflite").predict({"source": s, "target": t})
     ```
     """
 
@@ -54,16 +64,19 @@ class TFLiteModel:
         )
         self.interpreter.allocate_tensors()
         self._lock = threading.Lock()
-        (self.input,) = self.interpreter.get_input_details()
+        self.inputs = signature_inputs(self.interpreter)
+        self.input = next(iter(self.inputs.values()))
         (self.output,) = self.interpreter.get_output_details()
         self.batch_size = int(self.input["shape"][0])
 
-    def quantize(self, x):
-        """Inputs in the model's input type: float values through its scale and
-        zero point when it is quantized, integers checked against its range."""
+    def quantize(self, x, name=None):
+        """Inputs in the type of input `name` (default: the first): float
+        values through its scale and zero point when it is quantized,
+        integers checked against its range."""
+        detail = self.input if name is None else self.inputs[name]
         x = np.asarray(x)
-        dtype = np.dtype(self.input["dtype"])
-        scale, zero_point = self.input["quantization"]
+        dtype = np.dtype(detail["dtype"])
+        scale, zero_point = detail["quantization"]
         if np.issubdtype(x.dtype, np.floating):
             if not np.isfinite(x).all():
                 raise ValueError(f"Argument `x` must be finite for {self.path}. Received values with NaN or inf")
@@ -100,41 +113,83 @@ class TFLiteModel:
 
     def predict_raw(self, batch):
         """One call on exactly `batch_size` samples; the raw output tensor."""
-        return self._invoke(self.quantize(batch))
+        return self._invoke({name: self.quantize(x, name) for name, x in self._by_name(batch).items()})
 
     def _invoke(self, batch):
-        """One call on a batch already in the model's input type."""
+        """One call on `{input name: batch}` already in the inputs' types."""
         with self._lock:
-            self.interpreter.set_tensor(self.input["index"], batch)
+            for name, x in batch.items():
+                self.interpreter.set_tensor(self.inputs[name]["index"], x)
             self.interpreter.invoke()
             return self.interpreter.get_tensor(self.output["index"])
 
-    def predict(self, x):
-        """Float outputs for every sample of `x`, like `keras.Model.predict`."""
-        x = np.asarray(x)
-        expected = tuple(self.input["shape"][1:])
-        if x.shape[1:] != expected:
+    def _by_name(self, x):
+        """`x` as `{input name: array}`: a dict with exactly the model's input
+        names, or one array for a model with one input."""
+        if not isinstance(x, dict):
+            if len(self.inputs) != 1:
+                raise ValueError(
+                    f"{self.path} has {len(self.inputs)} inputs: pass a dict with the keys {list(self.inputs)}. "
+                    f"Received: a {type(x).__name__}"
+                )
+            return {self._single_name: np.asarray(x)}
+        if set(x) != set(self.inputs):
             raise ValueError(
-                f"Argument `x` must have shape (N, {', '.join(map(str, expected))}) for {self.path}. "
-                f"Received: {x.shape}"
+                f"Argument `x` must have exactly the keys {list(self.inputs)} for {self.path}. Received: {list(x)}"
             )
-        if len(x) % self.batch_size:
+        return {name: np.asarray(x[name]) for name in self.inputs}
+
+    @property
+    def _single_name(self):
+        return next(iter(self.inputs))
+
+    def predict(self, x):
+        """Float outputs for every sample of `x`, like `keras.Model.predict`.
+
+        `x`: an array, or for a model with several inputs a dict of arrays
+        keyed by input name, all with the same number of samples."""
+        x = self._by_name(x)
+        counts = {name: len(value) if value.ndim else None for name, value in x.items()}
+        for name, value in x.items():
+            expected = tuple(self.inputs[name]["shape"][1:])
+            if value.shape[1:] != expected or value.ndim == 0:
+                label = "`x`" if len(x) == 1 else f"`x[{name!r}]`"
+                raise ValueError(
+                    f"Argument {label} must have shape (N, {', '.join(map(str, expected))}) for {self.path}. "
+                    f"Received: {value.shape}"
+                )
+        if len(set(counts.values())) != 1:
+            raise ValueError(f"The inputs of `x` must have the same number of samples. Received: {counts}")
+        samples = next(iter(counts.values()))
+        if samples % self.batch_size:
             raise ValueError(
                 f"The model's static batch is {self.batch_size}; `x` must hold a multiple of it. "
-                f"Received: {len(x)} samples"
+                f"Received: {samples} samples"
             )
-        if len(x) == 0:
+        if samples == 0:
             return np.zeros((0, *self.output["shape"][1:]), np.float32)
-        x = self.quantize(x)  # checks every sample before the first call
+        x = {name: self.quantize(value, name) for name, value in x.items()}  # checks every sample first
         outputs = [
-            self.dequantize(self._invoke(x[start : start + self.batch_size]))
-            for start in range(0, len(x), self.batch_size)
+            self.dequantize(self._invoke({name: value[start : start + self.batch_size] for name, value in x.items()}))
+            for start in range(0, samples, self.batch_size)
         ]
         return np.concatenate(outputs)
 
     def evaluate(self, x, y):
         """Classification accuracy: sigmoid (one unit) or softmax outputs."""
         return classification_accuracy(self.predict(x), y)
+
+
+def signature_inputs(interpreter):
+    """`{input name: tensor details}` of the file's serving signature (the
+    Keras input names), or of its input tensors when it has no signature."""
+    signatures = interpreter.get_signature_list()
+    if not signatures:
+        return {detail["name"]: detail for detail in interpreter.get_input_details()}
+    names = signatures[next(iter(signatures))]["inputs"]
+    by_index = {detail["index"]: detail for detail in interpreter.get_input_details()}
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
+    return {name: by_index[runner.get_input_details()[name]["index"]] for name in names}
 
 
 def decisions(probabilities):

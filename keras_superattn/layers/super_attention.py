@@ -112,7 +112,9 @@ class SuperAttention(BaseAttention):
         self._check_length(length)
         if source_mask is not None:
             # Padding must never leak into real tokens through W_A.
-            value = value * ops.cast(source_mask, value.dtype)[:, :, None]  # (B, s, d)
+            # A select, not a multiplication by the mask cast to float: the
+            # cast would be a float op in an int8 file.
+            value = ops.where(source_mask[:, :, None], value, ops.zeros_like(value))  # (B, s, d)
         kernel = ops.cast(self.alignment, value.dtype)  # (L, L)
         if not isinstance(length, int) or length != self.max_length:
             kernel = ops.slice(kernel, (0, 0), (length, length))  # (s, s)
