@@ -7,10 +7,10 @@ one; shorter reviews are padded and the padding is left out of the loss).
 Two pre-norm decoder blocks, width 64, 4 heads, a 128-wide feed-forward
 network, dropout 0.1. The 25,000 training reviews are split 90 / 10 into
 training and validation (seeded); Adam at 1e-3 with a cosine decay, batch
-128, 3 epochs, 2 seeds, best-validation-loss checkpoint. Test: perplexity
+128, 3 epochs, 3 seeds, best-validation-loss checkpoint. Test: perplexity
 on the 25,000 test reviews, and greedy and sampled continuations of a few
 test prompts. Each variant's best model is converted to int8 and scored and
-decoded on LiteRT. Sized so that a full run takes about 20 minutes on 2
+decoded on LiteRT. Sized so that a full run takes about 30 minutes on 2
 idle CPU cores.
 
     python tutorials/language_model.py --data-dir ../shared/data
@@ -39,7 +39,7 @@ EXAMPLES, INT8_SEQUENCES, CALIBRATION = 5, 200, 200
 
 
 def main():
-    args = _common.parser(__doc__.split("\n")[0], seeds=2, epochs=3, batch_size=128).parse_args()
+    args = _common.parser(__doc__.split("\n")[0], seeds=3, epochs=3, batch_size=128).parse_args()
     variants = _common.settle(args, tuple(layers.VARIANTS), "language_model")
     config = experiments.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, learning_rate_schedule="cosine",
