@@ -84,3 +84,22 @@ def test_corrupt_files_name_the_path(tmp_path):
 def test_bad_num_words():
     with pytest.raises(ValueError, match=r"`num_words`.*Received: num_words=2"):
         datasets.load_imdb(num_words=2)
+
+
+def test_spa_eng_pairs_split_as_keras_io(data_dir):
+    train, validation, test = datasets.load_spa_eng(data_dir)
+    assert (len(train), len(validation), len(test)) == (83276, 17844, 17844)  # 118,964 pairs, 70/15/15
+    assert all(isinstance(e, str) and isinstance(s, str) and e and s for e, s in train[:100] + test[-100:])
+    assert ("Go.", "Ve.") in train + validation + test
+    again, _, _ = datasets.load_spa_eng(data_dir)
+    assert again == train  # a fixed seed
+    other = datasets.load_spa_eng(data_dir, seed=1)
+    assert other[0] != train and sorted(sum(other, [])) == sorted(train + validation + test)
+    assert len(set(train) & set(test)) < 0.01 * len(test)  # (a few lines are in the file twice)
+
+
+def test_imdb_text_for_language_modelling(data_dir):
+    train, test = datasets.load_imdb_text(data_dir)
+    assert (len(train), len(test)) == (25000, 25000)
+    assert train[0].startswith("Bromwell High is a cartoon comedy.")
+    assert not any("<br />" in review for review in train[:2000])

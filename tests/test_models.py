@@ -74,3 +74,72 @@ def test_cosine_schedule_spans_exactly_the_training_steps():
 def test_unknown_learning_rate_schedule():
     with pytest.raises(ValueError, match=r"`learning_rate_schedule`.*Received: learning_rate_schedule='step'"):
         experiments.TrainingConfig(1, 8, 1e-3, "mse", learning_rate_schedule="step")
+
+
+# The tutorials' generative settings: d = 64, 4 heads, FFN 128. One attention
+# with biases is 4 * 64^2 + 4 * 64 = 16,640 for SDPA (3/4, 1/2 of the kernels
+# for Optimized / Efficient; Super: 8,320 + l^2 with l = 16 or 48).
+TRANSLATOR_ATTENTION = {"standard": 3 * 16640, "optimized": 3 * 12480, "efficient": 3 * 8320, "super": 3 * 8576}
+# Translator: 2 embeddings of 4000 x 64 + 16 x 64; encoder block (FFN 16,576,
+# 2 norms) and decoder block (FFN, 3 norms); 2 final norms; logits 64 x 4000 + 4000.
+TRANSLATOR_OTHERS = 2 * 257024 + (16576 + 256) + (16576 + 384) + 256 + 260000
+LANGUAGE_MODEL_ATTENTION = {"standard": 2 * 16640, "optimized": 2 * 12480, "efficient": 2 * 8320, "super": 2 * 10624}
+# LM: embedding 5000 x 64 + 48 x 64; 2 decoder blocks (FFN, 2 norms); final norm; logits.
+LANGUAGE_MODEL_OTHERS = 323072 + 2 * (16576 + 256) + 128 + 325000
+
+
+@pytest.mark.parametrize("attention", list(layers.VARIANTS))
+def test_generative_model_sizes(attention):
+    translator = models.translator(attention, 4000, 4000, source_length=16, target_length=16)
+    assert experiments.attention_params(translator) == TRANSLATOR_ATTENTION[attention]
+    assert translator.count_params() == TRANSLATOR_ATTENTION[attention] + TRANSLATOR_OTHERS
+    assert translator.output_shape == (None, 16, 4000)
+    language_model = models.language_model(attention, 5000, sequence_length=48)
+    assert experiments.attention_params(language_model) == LANGUAGE_MODEL_ATTENTION[attention]
+    assert language_model.count_params() == LANGUAGE_MODEL_ATTENTION[attention] + LANGUAGE_MODEL_OTHERS
+
+
+def briefly_trained(model, inputs, labels):
+    """A few steps of training, so that no weight is still at its initial value."""
+    from keras_superattn import generation
+
+    keras.utils.set_random_seed(0)
+    model.compile(keras.optimizers.Adam(0.01), generation.token_crossentropy)
+    model.fit(inputs, labels, epochs=3, batch_size=16, verbose=0)
+    return model
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attention", list(layers.VARIANTS))
+def test_language_model_does_not_see_the_future(rng, attention):
+    ids = rng.integers(1, 50, size=(32, 12)).astype("int32")
+    model = briefly_trained(models.language_model(attention, 50, 12, embedding_dim=16), ids, np.roll(ids, -1, 1))
+    logits = model.predict(ids, verbose=0)
+    for t in (0, 5, 10):
+        changed = ids.copy()
+        changed[:, t + 1 :] = rng.integers(1, 50, size=(32, 11 - t))
+        got = model.predict(changed, verbose=0)
+        np.testing.assert_allclose(got[:, : t + 1], logits[:, : t + 1], atol=1e-5)
+        assert not np.allclose(got[:, t + 1 :], logits[:, t + 1 :], atol=1e-3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attention", list(layers.VARIANTS))
+def test_translator_hides_the_source_padding_and_saves(tmp_path, rng, attention):
+    source = rng.integers(1, 40, size=(32, 10)).astype("int32")
+    source[:, 6:] = 0
+    target = rng.integers(1, 30, size=(32, 8)).astype("int32")
+    inputs = {"source": source, "target": target}
+    model = briefly_trained(
+        models.translator(attention, 40, 30, 10, 8, embedding_dim=16), inputs, np.roll(target, -1, 1)
+    )
+    logits = model.predict(inputs, verbose=0)
+    # Whatever the padding embeds to, no real token may see it.
+    table = model.get_layer("source_embedding").token_embedding.embeddings
+    table.assign(np.concatenate([rng.normal(size=(1, 16)) * 100, keras.ops.convert_to_numpy(table)[1:]]))
+    np.testing.assert_allclose(model.predict(inputs, verbose=0), logits, atol=1e-4)
+    changed = dict(inputs, source=np.where(source > 0, (source % 39) + 1, 0))
+    assert not np.allclose(model.predict(changed, verbose=0), logits, atol=1e-3)  # the real source counts
+    model.save(tmp_path / "translator.keras")
+    loaded = keras.saving.load_model(tmp_path / "translator.keras")
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), logits, atol=1e-4)

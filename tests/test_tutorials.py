@@ -1,5 +1,6 @@
 """The tutorials' --quick runs on real data, on the active backend."""
 
+import functools
 import json
 import os
 import subprocess
@@ -93,3 +94,64 @@ def test_data_parallel_on_two_host_devices(tmp_path, data_dir):
     results, _ = run_tutorial("vit_mnist.py", tmp_path, data_dir, "--variants", "efficient", "--data-parallel", env=env)
     assert results["config"]["devices"] == 2
     assert np.isfinite(results["summary"]["efficient"]["test_loss_mean"])
+
+
+# A quick generative run takes 3-6 minutes (four conversions, decoding); CI
+# runs them once, on TensorFlow. Their layers, models, conversions (also from
+# JAX and PyTorch) and decoding are tested on every backend elsewhere.
+on_tensorflow_only = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="the generative tutorials' quick runs are tested on TensorFlow"
+)
+
+
+@on_tensorflow_only
+def test_quick_translation_reports_every_variant(tmp_path, data_dir):
+    from keras_superattn import deploy
+    from keras_superattn import generation
+    from keras_superattn import text
+
+    results, stdout = run_tutorial("translation_spa_eng.py", tmp_path, data_dir)
+    assert list(results["summary"]) == list(layers.VARIANTS)
+    # The quick test split, prepared as the tutorial prepares it.
+    _, _, test = datasets.load_spa_eng(data_dir)
+    english = text.Tokenizer.load(tmp_path / "english_vocabulary.json")
+    spanish = text.Tokenizer.load(tmp_path / "spanish_vocabulary.json")
+    source = english([e for e, _ in test[:32]])
+    references = [text.standardize_text(s) for _, s in test[:32]]
+    prompt = np.zeros((32, 16), "int32")
+    prompt[:, 0] = spanish.token_id(text.START)
+    for variant, summary in results["summary"].items():
+        assert summary["bleu_std"] == 0.0 and summary["bleu_mean"] == summary["best_run"]["bleu"]
+        assert len(summary["best_run"]["examples"]) == 5
+        # The int8 file translates as the report says.
+        path = tmp_path / "tflite" / f"{variant}_int8.tflite"
+        ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=spanish.token_id(text.END), inputs={"source": source})
+        bleu = generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), references)
+        assert bleu == pytest.approx(summary["int8"]["bleu"], abs=1e-9)
+        assert 0.0 <= summary["int8"]["greedy_agreement"] <= 1.0 and summary["int8"]["ms_per_token"] > 0
+        assert f"| {variant} |" in stdout
+    for name in ("results.md", "results.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+@on_tensorflow_only
+def test_quick_language_model_scores_what_the_report_says(tmp_path, data_dir):
+    from keras_superattn import deploy
+    from keras_superattn import generation
+    from keras_superattn import text
+
+    results, _ = run_tutorial("language_model.py", tmp_path, data_dir)
+    assert list(results["summary"]) == list(layers.VARIANTS)
+    _, test_reviews = datasets.load_imdb_text(data_dir)
+    ids = text.Tokenizer.load(tmp_path / "vocabulary.json")(test_reviews[:256])
+    inputs, labels = ids[:, :-1], ids[:, 1:]
+    for variant, summary in results["summary"].items():
+        model = keras.saving.load_model(tmp_path / summary["best_checkpoint"])
+        float_perplexity = generation.perplexity(functools.partial(model.predict, verbose=0), inputs, labels)
+        assert float_perplexity == pytest.approx(summary["best_run"]["perplexity"], rel=1e-4)
+        file = deploy.TFLiteModel(tmp_path / "tflite" / f"{variant}_int8.tflite")
+        int8_perplexity = generation.perplexity(file.predict, inputs[:200], labels[:200])
+        assert int8_perplexity == pytest.approx(summary["int8"]["perplexity"], rel=1e-9)
+        # int8 costs little: within 5% of the float model on the same sequences.
+        assert int8_perplexity == pytest.approx(summary["int8"]["float_perplexity_same_sequences"], rel=0.05)
+        assert len(summary["best_run"]["examples"]) == 5

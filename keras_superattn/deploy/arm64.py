@@ -32,7 +32,8 @@ def run_on_arm64(jobs, root=None, timeout=600):
     """Runs `{model_path: raw_inputs}` on emulated arm64; returns raw outputs.
 
     Inputs are the model's own input type (already quantized), one sample per
-    row; each sample runs as one batch-1 invocation with one thread.
+    row, an array or for a model with several inputs a dict keyed by input
+    name; each sample runs as one batch-1 invocation with one thread.
     """
     root = emulator_root(root)
     if root is None:
@@ -40,10 +41,14 @@ def run_on_arm64(jobs, root=None, timeout=600):
     with tempfile.TemporaryDirectory() as folder:
         spec = []
         for index, (model, inputs) in enumerate(jobs.items()):
-            np.save(os.path.join(folder, f"in{index}.npy"), np.asarray(inputs))
+            path = os.path.join(folder, f"in{index}.{'npz' if isinstance(inputs, dict) else 'npy'}")
+            if isinstance(inputs, dict):
+                np.savez(path, **inputs)
+            else:
+                np.save(path, np.asarray(inputs))
             spec.append({
                 "model": os.path.abspath(model),
-                "inputs": os.path.join(folder, f"in{index}.npy"),
+                "inputs": path,
                 "outputs": os.path.join(folder, f"out{index}.npy"),
             })
         with open(os.path.join(folder, "jobs.json"), "w") as f:
@@ -59,4 +64,7 @@ def run_on_arm64(jobs, root=None, timeout=600):
 
 def run_on_host(jobs):
     """Runs the same jobs as `run_on_arm64` on this machine, with the same code."""
-    return {model: arm64_runner.run(os.path.abspath(model), np.asarray(inputs)) for model, inputs in jobs.items()}
+    return {
+        model: arm64_runner.run(os.path.abspath(model), inputs if isinstance(inputs, dict) else np.asarray(inputs))
+        for model, inputs in jobs.items()
+    }

@@ -5,7 +5,9 @@ only numpy and ai-edge-litert. The host imports `run` to compute its side of
 a comparison with exactly the same code.
 
     python arm64_runner.py JOBS.json
-JOBS.json: [{"model": path, "inputs": path.npy, "outputs": path.npy}, ...]
+JOBS.json: [{"model": path, "inputs": path.npy or .npz, "outputs": path.npy}, ...]
+An .npz holds one array per input of a model with several, keyed by the
+input's signature name.
 """
 
 import json
@@ -17,12 +19,21 @@ from ai_edge_litert.interpreter import Interpreter
 
 
 def run(model_path, inputs):
+    """Raw outputs of each sample; `inputs` an array, or a dict of arrays
+    keyed by signature input name."""
     interpreter = Interpreter(model_path=model_path, num_threads=1)
     interpreter.allocate_tensors()
-    (source,), (target,) = interpreter.get_input_details(), interpreter.get_output_details()
+    (target,) = interpreter.get_output_details()
+    if isinstance(inputs, dict):
+        signature = interpreter.get_signature_runner().get_input_details()
+        indices = {name: signature[name]["index"] for name in inputs}
+    else:
+        indices = {None: interpreter.get_input_details()[0]["index"]}
+        inputs = {None: inputs}
     outputs = []
-    for sample in inputs:
-        interpreter.set_tensor(source["index"], sample[None])
+    for row in range(len(next(iter(inputs.values())))):
+        for name, values in inputs.items():
+            interpreter.set_tensor(indices[name], values[row][None])
         interpreter.invoke()
         outputs.append(interpreter.get_tensor(target["index"])[0])
     return np.stack(outputs)
@@ -32,7 +43,8 @@ def main():
     with open(sys.argv[1]) as f:
         jobs = json.load(f)
     for job in jobs:
-        np.save(job["outputs"], run(job["model"], np.load(job["inputs"])))
+        inputs = np.load(job["inputs"])
+        np.save(job["outputs"], run(job["model"], dict(inputs) if job["inputs"].endswith(".npz") else inputs))
     print(f"ran {len(jobs)} model(s) on {platform.machine()}")
 
 

@@ -1,0 +1,130 @@
+"""Next-token models as int8 files: causality, several named inputs, decoding."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_superattn import deploy
+from keras_superattn import generation
+from keras_superattn import layers
+from keras_superattn import models
+
+pytestmark = pytest.mark.slow  # trains, converts or spawns processes
+
+VOCABULARY, LENGTH = 24, 10
+
+
+def counting_sequences(rng, count, length=LENGTH):
+    """Rows `a, a+1, a+2, ...` (mod the vocabulary, skipping the padding id 0):
+    a task a small model learns to predict confidently in a few epochs."""
+    starts = rng.integers(1, VOCABULARY, size=(count, 1))
+    return ((starts + np.arange(length + 1) - 1) % (VOCABULARY - 1) + 1).astype("int32")
+
+
+def trained(model, inputs, labels, epochs=8):
+    keras.utils.set_random_seed(0)
+    model.compile(keras.optimizers.Adam(0.01), generation.token_crossentropy)
+    model.fit(inputs, labels, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def language_model_files(tmp_path_factory):
+    """A briefly trained language model per variant, and its int8 file."""
+    rng = np.random.default_rng(0)
+    sequences = counting_sequences(rng, 512)
+    files = {}
+    for variant in layers.VARIANTS:
+        model = models.language_model(variant, VOCABULARY, LENGTH, embedding_dim=32, num_layers=1)
+        trained(model, sequences[:, :-1], sequences[:, 1:])
+        path = tmp_path_factory.mktemp(variant) / "lm_int8.tflite"
+        conversion = deploy.convert(
+            model, path, representative_data=sequences[:200, :-1], validation_data=sequences[200:300, :-1],
+            verbose=False,
+        )
+        files[variant] = (model, deploy.TFLiteModel(path), conversion)
+    return files
+
+
+@pytest.mark.parametrize("variant", list(layers.VARIANTS))
+def test_int8_language_model_does_not_see_the_future(language_model_files, variant):
+    _, file, conversion = language_model_files[variant]
+    assert conversion.agreement >= 0.97  # the file computes what the model does
+    rng = np.random.default_rng(1)
+    ids = rng.integers(1, VOCABULARY, size=(8, LENGTH)).astype("int32")
+    logits = file.predict(ids)
+    for t in range(LENGTH - 1):
+        changed = ids.copy()
+        changed[:, t + 1 :] = rng.integers(1, VOCABULARY, size=(8, LENGTH - t - 1))
+        got = file.predict(changed)
+        # Integer arithmetic: the earlier positions are bit for bit the same.
+        np.testing.assert_array_equal(got[:, : t + 1], logits[:, : t + 1], err_msg=f"{variant}, position {t}")
+        assert not np.array_equal(got[:, t + 1 :], logits[:, t + 1 :])
+
+
+@pytest.mark.parametrize("variant", list(layers.VARIANTS))
+def test_int8_language_model_continues_as_keras(language_model_files, variant):
+    model, file, _ = language_model_files[variant]
+    prompts = np.zeros((16, LENGTH), "int32")
+    prompts[:, :2] = counting_sequences(np.random.default_rng(2), 16, 1)
+    want = generation.decode(lambda ids: model.predict(ids, verbose=0), prompts, 2)
+    got, seconds = deploy.decode_greedy(file, prompts, 2)
+    assert np.mean((got == want).all(axis=1)) >= 0.9 and seconds > 0
+    assert np.mean(got[:, 1:] == (got[:, :-1] % (VOCABULARY - 1)) + 1) >= 0.9  # it learned to count
+
+
+@pytest.fixture(scope="module")
+def translator_file(tmp_path_factory):
+    """A translator that learned to copy its source in reverse, as int8."""
+    rng = np.random.default_rng(3)
+    source = rng.integers(3, VOCABULARY, size=(1024, 6)).astype("int32")
+    lengths = rng.integers(3, 7, size=1024)
+    source[np.arange(6)[None] >= lengths[:, None]] = 0
+    target = np.zeros((1024, 8), "int32")
+    target[:, 0] = 1  # start
+    for row, n in enumerate(lengths):
+        target[row, 1 : n + 1] = source[row, :n][::-1]
+        target[row, n + 1] = 2  # end
+    inputs = {"source": source, "target": target[:, :-1]}
+    model = models.translator("super", VOCABULARY, VOCABULARY, 6, 7, embedding_dim=32, dropout=0.0)
+    trained(model, inputs, target[:, 1:], epochs=25)
+    path = tmp_path_factory.mktemp("translator") / "translator_int8.tflite"
+    conversion = deploy.convert(
+        model, path, representative_data={name: x[:200] for name, x in inputs.items()},
+        validation_data={name: x[800:] for name, x in inputs.items()}, verbose=False,
+    )
+    return model, path, conversion, source[800:], target[800:]
+
+
+def test_int8_translator_takes_named_inputs_and_decodes_as_keras(translator_file):
+    model, path, conversion, source, target = translator_file
+    file = deploy.TFLiteModel(path)
+    assert set(file.inputs) == {"source", "target"}
+    assert conversion.agreement >= 0.97
+    prompt = np.zeros((len(source), 7), "int32")
+    prompt[:, 0] = 1
+    want = generation.decode(lambda t: model.predict({"source": source, "target": t}, verbose=0), prompt, 1, 2)
+    got, _ = deploy.decode_greedy(path, prompt, 1, stop_id=2, inputs={"source": source})
+    assert np.mean((got == want).all(axis=1)) >= 0.9
+    assert np.mean((want == target[:, :-1]).all(axis=1)) >= 0.8  # it learned the task: the check means something
+
+
+def test_named_inputs_are_checked(translator_file):
+    model, path, _, source, target = translator_file
+    file = deploy.TFLiteModel(path)
+    with pytest.raises(ValueError, match=r"has 2 inputs: pass a dict with the keys"):
+        file.predict(source)
+    with pytest.raises(ValueError, match=r"must have exactly the keys .*Received: \['source'\]"):
+        file.predict({"source": source})
+    with pytest.raises(ValueError, match=r"same number of samples. Received: \{'source': 4, 'target': 3\}"):
+        file.predict({"source": source[:4], "target": target[:3, :-1]})
+    with pytest.raises(ValueError, match=r"`x\['target'\]` must have shape \(N, 7\)"):
+        file.predict({"source": source, "target": target})
+    with pytest.raises(ValueError, match=r"`ids_name`: the inputs .* not given in `inputs` are \['source', 'target'\]"):
+        deploy.decode_greedy(file, target[:, :-1], 1)
+    with pytest.raises(ValueError, match=r"model has 2 inputs: pass `representative_data` as a dict"):
+        deploy.convert(model, path.parent / "x.tflite", representative_data=source)
+    with pytest.raises(ValueError, match=r"`validation_data` must have exactly the keys \['source', 'target'\]"):
+        deploy.convert(model, path.parent / "x.tflite", quantization="float32", validation_data={"source": source})
+    with pytest.raises(ValueError, match=r"`representative_data\['target'\]` must have shape \(N, 7\)"):
+        deploy.convert(model, path.parent / "x.tflite", representative_data={"source": source, "target": target})
