@@ -34,15 +34,45 @@ def emulator():
     return root
 
 
+def generative_samples(data_dir):
+    """Test inputs of the committed translators and language models, as ids."""
+    from keras_superattn import text
+
+    def tokenizer(name):
+        return text.Tokenizer.load(os.path.join(FOLDER, name))
+
+    _, _, pairs = datasets.load_spa_eng(data_dir)
+    marked = [f"{text.START} {s} {text.END}" for _, s in pairs[:SAMPLES]]
+    spanish = tokenizer("translation_spanish_vocabulary.json")(marked)
+    _, reviews = datasets.load_imdb_text(data_dir)
+    return {
+        "translation": {
+            "source": tokenizer("translation_english_vocabulary.json")([e for e, _ in pairs[:SAMPLES]]),
+            "target": spanish[:, :-1],
+        },
+        "language_model": tokenizer("language_model_vocabulary.json")(reviews[:SAMPLES])[:, :-1],
+    }
+
+
 def test_committed_models_match_x86_on_arm64(emulator, data_dir, imdb_test_sequences):
     with open(os.path.join(FOLDER, "manifest.json")) as f:
         names = sorted(json.load(f)["models"])
     _, (images, _) = datasets.load_mnist(data_dir)
-    samples = {"imdb": imdb_test_sequences[0][:SAMPLES], "mnist": datasets.images_as_floats(images[:SAMPLES])}
+    samples = {
+        "imdb": imdb_test_sequences[0][:SAMPLES],
+        "mnist": datasets.images_as_floats(images[:SAMPLES]),
+        **generative_samples(data_dir),
+    }
     jobs = {}
     for name in names:
         path = os.path.join(FOLDER, name)
-        jobs[path] = deploy.TFLiteModel(path).quantize(samples[name.split("_")[0]])
+        model = deploy.TFLiteModel(path)
+        task = next(task for task in samples if name.startswith(f"{task}_"))
+        inputs = samples[task]
+        jobs[path] = (
+            {key: model.quantize(value, key) for key, value in inputs.items()} if isinstance(inputs, dict)
+            else model.quantize(inputs)
+        )
     outputs, x86 = arm64.run_on_arm64(jobs, emulator), arm64.run_on_host(jobs)
     for path in jobs:
         name = os.path.basename(path)
@@ -51,7 +81,10 @@ def test_committed_models_match_x86_on_arm64(emulator, data_dir, imdb_test_seque
         assert steps.max() <= MAX_STEPS, f"{name}: {steps.max()} int8 steps from x86"
         assert np.mean(steps <= CLOSE_STEPS) >= CLOSE_SHARE, f"{name}: {np.mean(steps <= CLOSE_STEPS):.3f} close"
         decisions = (lambda o: o.argmax(-1)) if ref.shape[-1] > 1 else (lambda o: o[:, 0] > 0)
-        np.testing.assert_array_equal(decisions(arm), decisions(ref), err_msg=name)
+        if ref.ndim == 2:  # a classifier: no decision may change
+            np.testing.assert_array_equal(decisions(arm), decisions(ref), err_msg=name)
+        else:  # next-token logits: 4,000-5,000-way int8 argmaxes have exact ties that one step can break
+            assert np.mean(decisions(arm) == decisions(ref)) >= 0.98, name
 
 
 # Briefly trained, the model has near-ties that make convert's agreement

@@ -15,6 +15,9 @@ pytestmark = pytest.mark.slow  # trains, converts or spawns processes
 FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tflite_models")
 with open(os.path.join(FOLDER, "manifest.json")) as f:
     MANIFEST = json.load(f)
+CLASSIFIERS = sorted(name for name in MANIFEST["models"] if name.startswith(("imdb_", "mnist_")))
+TRANSLATORS = sorted(name for name in MANIFEST["models"] if name.startswith("translation_"))
+LANGUAGE_MODELS = sorted(name for name in MANIFEST["models"] if name.startswith("language_model_"))
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +27,23 @@ def mnist_test(data_dir):
     return datasets.images_as_floats(x_test[:n]), y_test[:n]
 
 
-@pytest.mark.parametrize("name", sorted(MANIFEST["models"]))
-def test_committed_model_matches_its_manifest(name, request):
-    entry = MANIFEST["models"][name]
+def check_file(name, signature):
+    """The file is the one the manifest describes: hash, full integer, static, batch 1."""
     path = os.path.join(FOLDER, name)
     with open(path, "rb") as f:
-        assert hashlib.sha256(f.read()).hexdigest() == entry["sha256"]
+        assert hashlib.sha256(f.read()).hexdigest() == MANIFEST["models"][name]["sha256"]
     report = deploy.inspect(path)
     assert report["full_integer"] and report["builtin_only"] and report["static_shapes"] and report["batch_one"]
+    assert {key: sorted(value) for key, value in report["signatures"]["serving_default"].items()} == signature
+    return path
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_committed_model_matches_its_manifest(name, request):
+    entry = MANIFEST["models"][name]
     want = {"inputs": ["tokens"], "outputs": ["probability"]} if name.startswith("imdb") else {
         "inputs": ["images"], "outputs": ["probabilities"]}
-    assert report["signatures"]["serving_default"] == want
+    path = check_file(name, want)
     if name.startswith("imdb"):
         x, y = request.getfixturevalue("imdb_test_sequences")
         x, y = x[: MANIFEST["subset_size"]], y[: MANIFEST["subset_size"]]
@@ -50,8 +59,63 @@ def test_committed_model_matches_its_manifest(name, request):
     assert entry["calibration"]["statistic"] == "minmax"
 
 
+def tokenizer(name):
+    from keras_superattn import text
+
+    return text.Tokenizer.load(os.path.join(FOLDER, name))
+
+
+@pytest.fixture(scope="module")
+def translation_test(data_dir):
+    """The 1,000 test sentences the tutorial scored: source ids and references."""
+    from keras_superattn import text
+
+    _, _, test = datasets.load_spa_eng(data_dir)
+    test = test[:1000]
+    references = [text.standardize_text(s) for _, s in test]
+    return tokenizer("translation_english_vocabulary.json")([e for e, _ in test]), references
+
+
+@pytest.mark.parametrize("name", TRANSLATORS)
+def test_committed_translator_translates_as_its_manifest_says(name, translation_test):
+    from keras_superattn import generation
+    from keras_superattn import text
+
+    entry = MANIFEST["models"][name]
+    path = check_file(name, {"inputs": ["source", "target"], "outputs": ["logits"]})
+    spanish = tokenizer("translation_spanish_vocabulary.json")
+    source, references = translation_test
+    prompt = np.zeros((len(source), 16), "int32")
+    prompt[:, 0] = spanish.token_id(text.START)
+    ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=spanish.token_id(text.END), inputs={"source": source})
+    bleu = generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), references)
+    assert bleu == pytest.approx(entry["int8_bleu"], abs=0.5)
+    # Measured by the tutorial: int8 costs under a BLEU point, and the file's
+    # greedy translation is the Keras model's on most sentences.
+    assert entry["float_bleu"] - entry["int8_bleu"] <= 1.0
+    assert entry["int8_greedy_agreement"] >= 0.7 and entry["int8_token_agreement_with_keras"] >= 0.97
+
+
+@pytest.mark.parametrize("name", LANGUAGE_MODELS)
+def test_committed_language_model_scores_as_its_manifest_says(name, data_dir):
+    from keras_superattn import generation
+
+    entry = MANIFEST["models"][name]
+    path = check_file(name, {"inputs": ["tokens"], "outputs": ["logits"]})
+    _, reviews = datasets.load_imdb_text(data_dir)
+    ids = tokenizer("language_model_vocabulary.json")(reviews[:200])
+    for xnnpack in (True, False):
+        file = deploy.TFLiteModel(path, use_xnnpack=xnnpack)
+        perplexity = generation.perplexity(file.predict, ids[:, :-1], ids[:, 1:])
+        assert perplexity == pytest.approx(entry["int8_perplexity"], rel=0.01)
+    # Measured by the tutorial on those 200 reviews: int8 adds under 2% perplexity.
+    assert entry["int8_perplexity"] <= 1.02 * entry["float_perplexity_same_sequences"]
+    assert entry["int8_greedy_agreement"] >= 0.7 and entry["int8_token_agreement_with_keras"] >= 0.97
+
+
 def test_every_variant_is_committed():
     variants = {(e["tutorial"], e["variant"]) for e in MANIFEST["models"].values()}
-    for tutorial in ("tutorials/sentiment_imdb.py", "tutorials/vit_mnist.py"):
+    tutorials = ("sentiment_imdb", "vit_mnist", "translation_spa_eng", "language_model")
+    for tutorial in (f"tutorials/{name}.py" for name in tutorials):
         assert {v for t, v in variants if t == tutorial} == {"standard", "optimized", "efficient", "super"}
     assert all(np.isfinite(e["latency_relative_to_standard"]) for e in MANIFEST["models"].values())

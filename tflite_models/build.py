@@ -1,6 +1,8 @@
 """Rebuilds tflite_models/: int8 files of the tutorials' best models and manifest.json.
 
     python tflite_models/build.py --imdb runs/sentiment_imdb --mnist runs/vit_mnist --data-dir ../shared/data
+    python tflite_models/build.py --translation runs/translation_spa_eng --language-model runs/language_model \
+        --data-dir ../shared/data
 
 For each tutorial output folder it takes every variant's best checkpoint (from
 results.json), converts it to full int8 with 300 training samples for
@@ -8,12 +10,18 @@ calibration (`deploy.convert`'s measured min/max ranges), scores the float and
 int8 models on the full test set, measures how often they agree, times the
 int8 files together (1 thread, interleaved, median) and updates the manifest
 (entries of a task not rebuilt are kept).
+
+The generative tutorials convert their best models themselves and score the
+int8 files there (BLEU or perplexity, greedy agreement with the Keras model);
+their files and vocabularies are copied here with those scores, and timed
+and checked on arm64 here: one invocation is one generated token.
 """
 
 import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -58,8 +66,8 @@ def resident_kb():
 before = resident_kb()
 interpreter = Interpreter(model_path=sys.argv[1], num_threads=1)
 interpreter.allocate_tensors()
-(source,) = interpreter.get_input_details()
-interpreter.set_tensor(source["index"], np.zeros(source["shape"], source["dtype"]))
+for source in interpreter.get_input_details():
+    interpreter.set_tensor(source["index"], np.zeros(source["shape"], source["dtype"]))
 interpreter.invoke()
 print(resident_kb() - before)
 """
@@ -74,10 +82,36 @@ def memory_kb(path):
 def latencies(paths, rounds=200):
     models = {name: deploy.TFLiteModel(path, num_threads=1) for name, path in paths.items()}
     for model in models.values():
-        model.interpreter.set_tensor(model.input["index"], np.zeros(model.input["shape"], model.input["dtype"]))
+        for detail in model.inputs.values():
+            model.interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
     calls = {name: model.interpreter.invoke for name, model in models.items()}
     seconds = timing.interleaved_median_seconds(calls, rounds, warmup=1)
     return {name: 1e3 * value for name, value in seconds.items()}
+
+
+def file_entry(tutorial, results, variant, path):
+    """What every manifest entry records of the run and the file."""
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return {
+        "tutorial": f"tutorials/{tutorial}.py",
+        "settings": {key: results["config"][key] for key in SETTINGS if key in results["config"]},
+        "seeds_trained": len(results["seeds"]),
+        "variant": variant,
+        "checkpoint": results["summary"][variant]["best_checkpoint"],
+        "sha256": digest,
+        "size_bytes": os.path.getsize(path),
+    }
+
+
+def add_speed(entries, paths, task, latency_key):
+    """Latency (1 thread, interleaved median), its ratio to Standard's, memory."""
+    timing = latencies(paths)
+    standard = timing[f"{task}_standard_int8.tflite"]
+    for name, entry in entries.items():
+        entry[latency_key] = timing[name]
+        entry["latency_relative_to_standard"] = timing[name] / standard
+        entry["memory_kb"] = memory_kb(paths[name])
 
 
 def check_arm64(entries, paths, inputs):
@@ -92,7 +126,7 @@ def check_arm64(entries, paths, inputs):
         steps = int(np.abs(outputs[paths[name]].astype(int) - x86[paths[name]].astype(int)).max())
         entry["arm64_check"] = {
             "cpu": f"qemu-aarch64 -cpu {arm64.CPU}, ai-edge-litert aarch64, 1 thread",
-            "samples": len(inputs[name]),
+            "samples": len(next(iter(inputs[name].values())) if isinstance(inputs[name], dict) else inputs[name]),
             "max_int8_step_difference_vs_x86": steps,
         }
 
@@ -116,16 +150,8 @@ def build(task, run_dir, data_dir):
         keras_model = keras.saving.load_model(checkpoint, compile=False)
         want = keras.ops.convert_to_numpy(keras_model.predict(x_test, batch_size=256, verbose=0))
         got = model.predict(x_test)
-        with open(path, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
         entries[name] = {
-            "tutorial": f"tutorials/{'sentiment_imdb' if task == 'imdb' else 'vit_mnist'}.py",
-            "settings": {key: results["config"][key] for key in SETTINGS if key in results["config"]},
-            "seeds_trained": len(results["seeds"]),
-            "variant": variant,
-            "checkpoint": summary["best_checkpoint"],
-            "sha256": digest,
-            "size_bytes": os.path.getsize(path),
+            **file_entry(f"{'sentiment_imdb' if task == 'imdb' else 'vit_mnist'}", results, variant, path),
             "calibration": CALIBRATION,
             "float_test_accuracy": runtime.classification_accuracy(want, y_test),
             "int8_test_accuracy": runtime.classification_accuracy(got, y_test),
@@ -135,13 +161,67 @@ def build(task, run_dir, data_dir):
         paths[name] = path
         inputs[name] = model.quantize(x_test[:ARM64_SAMPLES])
     check_arm64(entries, paths, inputs)
-    timing = latencies(paths)
-    standard = timing[f"{task}_standard_int8.tflite"]
-    for name, entry in entries.items():
-        entry["latency_ms_1_thread"] = timing[name]
-        entry["latency_relative_to_standard"] = timing[name] / standard
+    add_speed(entries, paths, task, "latency_ms_1_thread")
+    for entry in entries.values():
         entry["size_relative_to_standard"] = entry["size_bytes"] / entries[f"{task}_standard_int8.tflite"]["size_bytes"]
-        entry["memory_kb"] = memory_kb(paths[name])
+    return entries
+
+
+GENERATIVE = {
+    # task: (tutorial, metric, vocabulary files)
+    "translation": ("translation_spa_eng", "bleu", ("english_vocabulary.json", "spanish_vocabulary.json")),
+    "language_model": ("language_model", "perplexity", ("vocabulary.json",)),
+}
+
+
+def generative_inputs(task, run_dir, data_dir):
+    """The first `ARM64_SAMPLES` test inputs of a generative task, as ids."""
+    from keras_superattn import text
+
+    def tokenizer(name):
+        return text.Tokenizer.load(os.path.join(run_dir, name))
+
+    if task == "translation":
+        _, _, test = datasets.load_spa_eng(data_dir)
+        pairs = test[:ARM64_SAMPLES]
+        target = tokenizer("spanish_vocabulary.json")([f"{text.START} {s} {text.END}" for _, s in pairs])
+        return {"source": tokenizer("english_vocabulary.json")([e for e, _ in pairs]), "target": target[:, :-1]}
+    _, reviews = datasets.load_imdb_text(data_dir)
+    return tokenizer("vocabulary.json")(reviews[:ARM64_SAMPLES])[:, :-1]
+
+
+def build_generative(task, run_dir, data_dir):
+    tutorial, metric, vocabularies = GENERATIVE[task]
+    with open(os.path.join(run_dir, "results.json")) as f:
+        results = json.load(f)
+    for vocabulary in vocabularies:
+        shutil.copyfile(os.path.join(run_dir, vocabulary), os.path.join(HERE, f"{task}_{vocabulary}"))
+    test_inputs = generative_inputs(task, run_dir, data_dir)
+    entries, paths, inputs = {}, {}, {}
+    for variant, summary in results["summary"].items():
+        name = f"{task}_{variant}_int8.tflite"
+        path = os.path.join(HERE, name)
+        shutil.copyfile(os.path.join(run_dir, "tflite", f"{variant}_int8.tflite"), path)
+        int8 = summary["int8"]
+        entries[name] = {
+            **file_entry(tutorial, results, variant, path),
+            "vocabularies": [f"{task}_{vocabulary}" for vocabulary in vocabularies],
+            "calibration": {**CALIBRATION, "samples": 200},
+            f"float_{metric}": summary["best_run"][metric],
+            f"int8_{metric}": int8[metric],
+            **({"float_perplexity_same_sequences": int8["float_perplexity_same_sequences"]} if task != "translation"
+               else {}),
+            "int8_greedy_agreement": int8["greedy_agreement"],
+            "int8_token_agreement_with_keras": int8["token_agreement"],
+        }
+        paths[name] = path
+        model = deploy.TFLiteModel(path)
+        inputs[name] = (
+            {key: model.quantize(value, key) for key, value in test_inputs.items()}
+            if isinstance(test_inputs, dict) else model.quantize(test_inputs)
+        )
+    check_arm64(entries, paths, inputs)
+    add_speed(entries, paths, task, "latency_ms_per_token_1_thread")
     return entries
 
 
@@ -149,6 +229,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--imdb", help="output folder of tutorials/sentiment_imdb.py")
     parser.add_argument("--mnist", help="output folder of tutorials/vit_mnist.py")
+    parser.add_argument("--translation", help="output folder of tutorials/translation_spa_eng.py")
+    parser.add_argument("--language-model", help="output folder of tutorials/language_model.py")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     manifest_path = os.path.join(HERE, "manifest.json")
@@ -157,14 +239,20 @@ def main():
         with open(manifest_path) as f:
             manifest["models"] = json.load(f)["models"]
     rebuilt = {}
-    for task, run_dir in (("imdb", args.imdb), ("mnist", args.mnist)):
+    tasks = (("imdb", args.imdb), ("mnist", args.mnist), ("translation", args.translation),
+             ("language_model", args.language_model))
+    for task, run_dir in tasks:
         if run_dir:
             manifest["models"] = {k: v for k, v in manifest["models"].items() if not k.startswith(f"{task}_")}
-            rebuilt.update(build(task, run_dir, args.data_dir))
+            rebuilt.update((build_generative if task in GENERATIVE else build)(task, run_dir, args.data_dir))
     manifest["models"].update(rebuilt)
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=2)
     for name, entry in rebuilt.items():
+        if "latency_ms_per_token_1_thread" in entry:
+            scores = {k: round(v, 4) for k, v in entry.items() if k.startswith(("float_", "int8_"))}
+            print(f"{name}: {entry['size_bytes']:,} B, {scores}, {entry['latency_ms_per_token_1_thread']:.3f} ms/token")
+            continue
         print(
             f"{name}: {entry['size_bytes']:,} B, float {100 * entry['float_test_accuracy']:.2f} %, "
             f"int8 {100 * entry['int8_test_accuracy']:.2f} %, "
