@@ -308,7 +308,8 @@ def compare_generators(build_model, data, variants, seeds, out_dir, config, eval
     results = {
         "backend": keras.backend.backend(),
         "keras": keras.__version__,
-        "config": config.as_record(),
+        # The validation data is given, so no split of the training data.
+        "config": {k: v for k, v in config.as_record().items() if k != "validation_split"},
         "seeds": list(seeds),
         "runs": runs,
         "summary": {
