@@ -55,14 +55,16 @@ def run_bench(args):
     from keras_superattn import deploy
 
     model = deploy.TFLiteModel(args.model, num_threads=args.threads, use_xnnpack=not args.no_xnnpack)
-    shape, dtype = model.input["shape"], model.input["dtype"]
     rng = np.random.default_rng(0)
-    if np.issubdtype(dtype, np.integer) and dtype not in (np.int8, np.uint8):
-        batch = rng.integers(0, 2, size=shape).astype(dtype)  # token ids
-    else:
-        info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
-        batch = rng.integers(info.min, info.max, size=shape).astype(dtype) if info else rng.random(shape).astype(dtype)
-    model.interpreter.set_tensor(model.input["index"], batch)
+    for detail in model.inputs.values():
+        shape, dtype = detail["shape"], detail["dtype"]
+        if np.issubdtype(dtype, np.integer) and dtype not in (np.int8, np.uint8):
+            batch = rng.integers(0, 2, size=shape).astype(dtype)  # token ids
+        else:
+            info = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+            batch = rng.integers(info.min, info.max, size=shape) if info else rng.random(shape)
+            batch = batch.astype(dtype)
+        model.interpreter.set_tensor(detail["index"], batch)
     calls = {"invoke": model.interpreter.invoke}
     samples = [1e3 * s for s in timing.interleaved_samples(calls, args.runs, args.warmup)["invoke"]]
     result = {

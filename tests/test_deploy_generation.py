@@ -128,3 +128,20 @@ def test_named_inputs_are_checked(translator_file):
         deploy.convert(model, path.parent / "x.tflite", quantization="float32", validation_data={"source": source})
     with pytest.raises(ValueError, match=r"`representative_data\['target'\]` must have shape \(N, 7\)"):
         deploy.convert(model, path.parent / "x.tflite", representative_data={"source": source, "target": target})
+
+
+def test_cli_benchmarks_and_inspects_a_file_with_several_inputs(translator_file):
+    import json
+    import subprocess
+    import sys
+
+    _, path, _, _, _ = translator_file
+
+    def cli(*args):
+        run = subprocess.run([sys.executable, "-m", "keras_superattn", *args], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return json.loads(run.stdout)
+
+    assert cli("bench", str(path), "--runs", "5", "--json")["median_ms"] > 0
+    signature = cli("inspect", str(path), "--json")["signatures"]["serving_default"]
+    assert sorted(signature["inputs"]) == ["source", "target"] and signature["outputs"] == ["logits"]
