@@ -78,14 +78,14 @@ def test_unknown_learning_rate_schedule():
 
 # The tutorials' generative settings: d = 64, 4 heads, FFN 128. One attention
 # with biases is 4 * 64^2 + 4 * 64 = 16,640 for SDPA (3/4, 1/2 of the kernels
-# for Optimized / Efficient; Super: 8,320 + l^2 with l = 16 or 48).
+# for Optimized / Efficient; Super: 8,320 + l^2 with l = 16 or 32).
 TRANSLATOR_ATTENTION = {"standard": 3 * 16640, "optimized": 3 * 12480, "efficient": 3 * 8320, "super": 3 * 8576}
 # Translator: 2 embeddings of 4000 x 64 + 16 x 64; encoder block (FFN 16,576,
 # 2 norms) and decoder block (FFN, 3 norms); 2 final norms; logits 64 x 4000 + 4000.
 TRANSLATOR_OTHERS = 2 * 257024 + (16576 + 256) + (16576 + 384) + 256 + 260000
-LANGUAGE_MODEL_ATTENTION = {"standard": 2 * 16640, "optimized": 2 * 12480, "efficient": 2 * 8320, "super": 2 * 10624}
-# LM: embedding 5000 x 64 + 48 x 64; 2 decoder blocks (FFN, 2 norms); final norm; logits.
-LANGUAGE_MODEL_OTHERS = 323072 + 2 * (16576 + 256) + 128 + 325000
+LANGUAGE_MODEL_ATTENTION = {"standard": 2 * 16640, "optimized": 2 * 12480, "efficient": 2 * 8320, "super": 2 * 9344}
+# LM: embedding 4000 x 64 + 32 x 64; 2 decoder blocks (FFN, 2 norms); final norm; logits.
+LANGUAGE_MODEL_OTHERS = 258048 + 2 * (16576 + 256) + 128 + 260000
 
 
 @pytest.mark.parametrize("attention", list(layers.VARIANTS))
@@ -94,7 +94,7 @@ def test_generative_model_sizes(attention):
     assert experiments.attention_params(translator) == TRANSLATOR_ATTENTION[attention]
     assert translator.count_params() == TRANSLATOR_ATTENTION[attention] + TRANSLATOR_OTHERS
     assert translator.output_shape == (None, 16, 4000)
-    language_model = models.language_model(attention, 5000, sequence_length=48)
+    language_model = models.language_model(attention, 4000, sequence_length=32)
     assert experiments.attention_params(language_model) == LANGUAGE_MODEL_ATTENTION[attention]
     assert language_model.count_params() == LANGUAGE_MODEL_ATTENTION[attention] + LANGUAGE_MODEL_OTHERS
 
