@@ -88,12 +88,7 @@ def attention_params(model):
         attention.count_params()
         for layer in model.layers
         if isinstance(layer, TransformerBlock)
-        for attention in (
-            getattr(layer, "attention_layer", None),
-            getattr(layer, "self_attention_layer", None),
-            getattr(layer, "cross_attention_layer", None),
-        )
-        if attention is not None
+        for attention in layer.attention_layers
     )
 
 
@@ -280,7 +275,7 @@ def compare_generators(build_model, data, variants, seeds, out_dir, config, eval
         data: `(train, validation)`, each `(inputs, labels)`; inputs an
             array or a dict of arrays.
         variants, seeds, out_dir, config: as in `compare_variants`;
-            `config.loss` is e.g. `"keras_superattn>token_crossentropy"`.
+            `config.loss` is e.g. `"token_crossentropy"`.
         evaluate: `(model, variant) -> dict` of test metrics of one run,
             e.g. `{"perplexity": ...}` or `{"bleu": ...}`; also the place to
             record example outputs.

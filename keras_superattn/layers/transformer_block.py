@@ -50,6 +50,11 @@ class TransformerBlock(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.supports_masking = True
 
+    @property
+    def attention_layers(self):
+        """The block's built attention layers."""
+        raise NotImplementedError
+
     def _check_sequence(self, argument, shape):
         """Validates a `(B, l, d)` input shape; returns its width `d`."""
         if len(shape) != 3:

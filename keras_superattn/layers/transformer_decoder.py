@@ -93,6 +93,10 @@ class TransformerDecoder(TransformerBlock):
             self.cross_attention_norm = self._norm("cross_attention_norm", decoder_sequence_shape)
         self._build_feedforward(decoder_sequence_shape)
 
+    @property
+    def attention_layers(self):
+        return [layer for layer in (self.self_attention_layer, self.cross_attention_layer) if layer is not None]
+
     def call(
         self,
         decoder_sequence,

@@ -59,6 +59,10 @@ class TransformerEncoder(TransformerBlock):
         self.attention_norm = self._norm("attention_norm", input_shape)
         self._build_feedforward(input_shape)
 
+    @property
+    def attention_layers(self):
+        return [self.attention_layer]
+
     def call(
         self,
         inputs,
