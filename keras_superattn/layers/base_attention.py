@@ -11,10 +11,10 @@ from keras_superattn._validation import check_rate
 
 # A masked key's score is set this far below the smallest score of its row:
 # its weight, at most e^-30 (1e-13) of every allowed key's, vanishes in
-# float32 sums and is exactly 0 in int8. A fixed fill such as -1e9 would be
-# exact in float too, but it sets the int8 range of the scores, and with a
-# step of ~4e6 every real score rounds to the same value: the int8 file of a
-# causal or padded model would attend uniformly (measured, BENCHMARKS.md).
+# float32 sums and is exactly 0 in int8. A fixed fill such as -1e9 is exact
+# in float too, but it sets the int8 range of the scores: in a causal model
+# their int8 step was 3.9e6, every real score rounded to the same value, and
+# the int8 file attended uniformly.
 _MASK_MARGIN = 30.0
 
 # The attention core is chosen per backend by measurement (BENCHMARKS.md,
