@@ -233,11 +233,11 @@ def _count(samples):
 
 
 def _as_model_inputs(model, arrays):
-    """`{input name: array}` in the structure the model was built with."""
-    if isinstance(model.input, dict):
-        return arrays
-    inputs = [arrays[x.name] for x in model.inputs]
-    return inputs[0] if len(inputs) == 1 else inputs
+    """`{input name: array}` as the model takes it: the array of a one-input
+    model (Sequential has no named structure), else the dict, which Keras
+    matches to the inputs by name whether the model was built from a dict or
+    a list."""
+    return arrays[model.inputs[0].name] if len(model.inputs) == 1 else arrays
 
 
 def _output_names(model):
