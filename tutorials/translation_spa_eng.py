@@ -96,7 +96,8 @@ def main():
             validation_data={name: x[:CALIBRATION] for name, x in validation_inputs.items()}, verbose=False,
         )
         keras_ids, _ = keras_translation(keras.saving.load_model(checkpoint))
-        prompt = keras_ids.copy()
+        prompt = np.zeros_like(keras_ids)
+        prompt[:, 0] = start
         ids, seconds = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": test_source})
         return {
             "bleu": generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), references),
