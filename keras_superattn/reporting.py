@@ -25,6 +25,17 @@ def _percent(value):
 
 
 def plot(results, path):
+    """Test accuracy against attention parameters, and inference time per batch."""
+    points = {
+        name: (s["attention_params"], 100 * s["test_accuracy_mean"], 100 * s["test_accuracy_std"])
+        for name, s in results["summary"].items()
+    }
+    _plot(results, points, "test accuracy (%)", path)
+
+
+def _plot(results, points, ylabel, path):
+    """Left: `points` `{variant: (attention params, score, its std)}`; right:
+    each variant's inference milliseconds per batch."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,14 +44,10 @@ def plot(results, path):
     summary = results["summary"]
     names = list(summary)
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for name in names:
-        s = summary[name]
-        left.errorbar(
-            s["attention_params"], 100 * s["test_accuracy_mean"], yerr=100 * s["test_accuracy_std"],
-            fmt="o", capsize=4, label=name,
-        )
+    for name, (x, y, error) in points.items():
+        left.errorbar(x, y, yerr=error, fmt="o", capsize=4, label=name)
     left.set_xlabel("attention parameters")
-    left.set_ylabel("test accuracy (%)")
+    left.set_ylabel(ylabel)
     left.legend()
     right.bar(names, [summary[n]["batch_latency_ms"] for n in names])
     right.set_ylabel("inference ms per batch")
@@ -78,25 +85,8 @@ def _number(value, scale=1):
 
 def plot_metric(results, metric, higher_is_better, path):
     """Test `metric` against attention parameters, and inference time per batch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    summary = results["summary"]
-    names = list(summary)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for name in names:
-        s = summary[name]
-        left.errorbar(
-            s["attention_params_mean"], s[f"{metric}_mean"], yerr=s[f"{metric}_std"], fmt="o", capsize=4, label=name
-        )
-    left.set_xlabel("attention parameters")
-    left.set_ylabel(f"test {metric} ({'higher' if higher_is_better else 'lower'} is better)")
-    left.legend()
-    right.bar(names, [summary[n]["batch_latency_ms"] for n in names])
-    right.set_ylabel("inference ms per batch")
-    figure.suptitle(results["config"].get("title", ""))
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    points = {
+        name: (s["attention_params_mean"], s[f"{metric}_mean"], s[f"{metric}_std"])
+        for name, s in results["summary"].items()
+    }
+    _plot(results, points, f"test {metric} ({'higher' if higher_is_better else 'lower'} is better)", path)
