@@ -24,6 +24,7 @@ def text_classifier(
     layer_norm_epsilon=1e-6,
     normalize_first=False,
     mask_zero=False,
+    attention_kwargs=None,
     name=None,
 ):
     """A transformer text classifier.
@@ -46,6 +47,8 @@ def text_classifier(
         normalize_first: bool. Pre-norm blocks when True.
         mask_zero: bool. Treat token 0 as padding and mask it out. The
             reference setting does not mask.
+        attention_kwargs: optional dict of further arguments of every
+            attention layer, e.g. `{"alignment_initializer": "identity"}`.
         name: optional model name.
 
     Returns:
@@ -60,7 +63,7 @@ def text_classifier(
         x = TransformerEncoder(
             intermediate_dim, num_heads, attention=attention, dropout=dropout,
             layer_norm_epsilon=layer_norm_epsilon, normalize_first=normalize_first,
-            name=f"encoder_{index}",
+            attention_kwargs=attention_kwargs, name=f"encoder_{index}",
         )(x)
     if normalize_first:
         x = LayerNormalization(epsilon=layer_norm_epsilon, name="final_norm")(x)
@@ -84,6 +87,7 @@ def vit_classifier(
     intermediate_dim=128,
     dropout=0.1,
     layer_norm_epsilon=1e-6,
+    attention_kwargs=None,
     name=None,
 ):
     """A Vision Transformer classifier.
@@ -101,6 +105,8 @@ def vit_classifier(
         embedding_dim, num_heads, num_layers, intermediate_dim: sizes.
         dropout: float. Dropout in the blocks.
         layer_norm_epsilon: float.
+        attention_kwargs: optional dict of further arguments of every
+            attention layer, e.g. `{"alignment_initializer": "identity"}`.
         name: optional model name.
 
     Returns:
@@ -112,7 +118,7 @@ def vit_classifier(
         x = TransformerEncoder(
             intermediate_dim, num_heads, attention=attention, dropout=dropout,
             activation="gelu", layer_norm_epsilon=layer_norm_epsilon, normalize_first=True,
-            name=f"encoder_{index}",
+            attention_kwargs=attention_kwargs, name=f"encoder_{index}",
         )(x)
     x = LayerNormalization(epsilon=layer_norm_epsilon, name="final_norm")(x)
     x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
@@ -133,6 +139,7 @@ def translator(
     dropout=0.1,
     cross_attention=None,
     layer_norm_epsilon=1e-6,
+    attention_kwargs=None,
     name=None,
 ):
     """An encoder-decoder transformer for translation, as keras.io's
@@ -156,6 +163,8 @@ def translator(
         cross_attention: the decoder's attention over the encoder output;
             None for the same as `attention`.
         layer_norm_epsilon: float.
+        attention_kwargs: optional dict of further arguments of every
+            attention layer, e.g. `{"alignment_initializer": "identity"}`.
         name: optional model name.
 
     Returns:
@@ -165,7 +174,9 @@ def translator(
     """
     source = keras.Input((source_length,), dtype="int32", name="source")
     target = keras.Input((target_length,), dtype="int32", name="target")
-    blocks = dict(dropout=dropout, layer_norm_epsilon=layer_norm_epsilon, normalize_first=True)
+    blocks = dict(
+        dropout=dropout, layer_norm_epsilon=layer_norm_epsilon, normalize_first=True, attention_kwargs=attention_kwargs
+    )
     x = TokenAndPositionEmbedding(
         source_vocabulary_size, source_length, embedding_dim, mask_zero=True, name="source_embedding"
     )(source)
@@ -196,6 +207,7 @@ def language_model(
     num_layers=2,
     dropout=0.1,
     layer_norm_epsilon=1e-6,
+    attention_kwargs=None,
     name=None,
 ):
     """A decoder-only (GPT-style) language model with pre-norm blocks.
@@ -211,6 +223,8 @@ def language_model(
         embedding_dim, num_heads, intermediate_dim, num_layers: sizes.
         dropout: float.
         layer_norm_epsilon: float.
+        attention_kwargs: optional dict of further arguments of every
+            attention layer, e.g. `{"alignment_initializer": "identity"}`.
         name: optional model name.
 
     Returns:
@@ -222,7 +236,8 @@ def language_model(
     for index in range(num_layers):
         x = TransformerDecoder(
             intermediate_dim, num_heads, attention=attention, dropout=dropout,
-            layer_norm_epsilon=layer_norm_epsilon, normalize_first=True, name=f"decoder_{index}",
+            layer_norm_epsilon=layer_norm_epsilon, normalize_first=True, attention_kwargs=attention_kwargs,
+            name=f"decoder_{index}",
         )(x)
     logits = _next_token_logits(x, vocabulary_size, layer_norm_epsilon)
     return keras.Model(tokens, logits, name=name or f"language_model_{_attention_name(attention)}")

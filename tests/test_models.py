@@ -143,3 +143,54 @@ def test_translator_hides_the_source_padding_and_saves(tmp_path, rng, attention)
     model.save(tmp_path / "translator.keras")
     loaded = keras.saving.load_model(tmp_path / "translator.keras")
     np.testing.assert_allclose(loaded.predict(inputs, verbose=0), logits, atol=1e-4)
+
+
+def alignments(model):
+    """`{layer path: W_A}` of every Super Attention layer of a model."""
+    return {w.path: keras.ops.convert_to_numpy(w) for w in model.weights if w.path.endswith("/alignment")}
+
+
+def test_causal_super_starts_as_the_identity_and_bidirectional_super_does_not():
+    keras.utils.set_random_seed(0)
+    model = models.translator("super", 50, 60, source_length=7, target_length=5)
+    kernels = alignments(model)
+    assert sorted(kernels) == [
+        "decoder_0/cross_attention/alignment", "decoder_0/self_attention/alignment", "encoder_0/attention/alignment"
+    ]
+    np.testing.assert_array_equal(kernels["decoder_0/self_attention/alignment"], np.eye(5))
+    for path in ("decoder_0/cross_attention/alignment", "encoder_0/attention/alignment"):
+        assert not np.allclose(kernels[path], np.eye(7)), path  # glorot_uniform, the layer's default
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda kwargs: models.language_model("super", 50, 6, num_layers=1, attention_kwargs=kwargs),
+        lambda kwargs: models.translator("super", 50, 60, 6, 6, attention_kwargs=kwargs),
+        lambda kwargs: models.text_classifier("super", 50, 6, attention_kwargs=kwargs),
+        lambda kwargs: models.vit_classifier("super", (8, 8, 1), 4, 3, num_layers=1, attention_kwargs=kwargs),
+    ],
+)
+def test_builders_pass_the_attention_arguments_to_every_attention(build):
+    model = build({"alignment_initializer": "ones", "use_bias": False})
+    kernels = alignments(model)
+    assert kernels and all(np.all(kernel == 1.0) for kernel in kernels.values())
+    assert not [w.path for w in model.weights if "attention" in w.path and w.path.endswith("/bias")]
+
+
+def test_the_old_causal_initialisation_stays_reachable_and_saves(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = models.language_model(
+        "super", 50, 6, num_layers=1, attention_kwargs={"alignment_initializer": "glorot_uniform"}
+    )
+    (kernel,) = alignments(model).values()
+    assert not np.allclose(kernel, np.eye(6))
+    model.save(tmp_path / "lm.keras")
+    loaded = keras.saving.load_model(tmp_path / "lm.keras")
+    assert loaded.get_layer("decoder_0").attention_kwargs == {"alignment_initializer": "glorot_uniform"}
+    np.testing.assert_array_equal(next(iter(alignments(loaded).values())), kernel)
+
+
+def test_attention_kwargs_may_not_set_what_the_block_sets():
+    with pytest.raises(ValueError, match=r"`attention_kwargs` must not set \['dropout', 'num_heads'\].*Received"):
+        layers.TransformerDecoder(8, 2, attention_kwargs={"num_heads": 4, "dropout": 0.1})

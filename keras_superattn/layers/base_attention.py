@@ -77,6 +77,9 @@ class BaseAttention(keras.layers.Layer):
 
     projects_key = True
     projects_value = True
+    # Constructor arguments that a block using the layer for causal
+    # self-attention (`TransformerDecoder`) passes unless told otherwise.
+    causal_defaults = {}
 
     def __init__(
         self,

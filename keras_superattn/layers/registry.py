@@ -23,9 +23,10 @@ VARIANTS = {
 }
 
 
-def multi_head_attention(width, num_heads, **kwargs):
+def multi_head_attention(width, num_heads, causal=False, **kwargs):
     """Keras' own `MultiHeadAttention`, the outside reference, with
-    `key_dim = width / num_heads` so that it matches the variants' heads."""
+    `key_dim = width / num_heads` so that it matches the variants' heads
+    (the same layer whether `causal` or not)."""
     if width % num_heads:
         raise ValueError(
             "MultiHeadAttention needs a width that `num_heads` divides. "
@@ -35,12 +36,18 @@ def multi_head_attention(width, num_heads, **kwargs):
 
 
 def _from_class(layer_class):
-    """A factory for a layer class that reads the width from its inputs."""
-    return lambda width, **kwargs: layer_class(**kwargs)
+    """A factory for a layer class that reads the width from its inputs; a
+    causal layer gets the class's `causal_defaults` under `kwargs`."""
+
+    def factory(width, causal=False, **kwargs):
+        defaults = getattr(layer_class, "causal_defaults", {}) if causal else {}
+        return layer_class(**{**defaults, **kwargs})
+
+    return factory
 
 
 # Every name `attention=` accepts, with a factory `(width, num_heads=...,
-# **layer_kwargs) -> attention layer`.
+# causal=False, **layer_kwargs) -> attention layer`.
 ATTENTION_LAYERS = {
     **{name: _from_class(layer_class) for name, layer_class in VARIANTS.items()},
     "mha": multi_head_attention,

@@ -34,6 +34,7 @@ class TransformerBlock(keras.layers.Layer):
         normalize_first=False,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        attention_kwargs=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -48,6 +49,7 @@ class TransformerBlock(keras.layers.Layer):
         self.normalize_first = normalize_first
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.attention_kwargs = _check_attention_kwargs(attention_kwargs)
         self.supports_masking = True
 
     @property
@@ -70,9 +72,10 @@ class TransformerBlock(keras.layers.Layer):
             )
         return width
 
-    def _attention(self, factory, name, query_shape, value_shape):
+    def _attention(self, factory, name, query_shape, value_shape, causal=False):
         layer = factory(
-            query_shape[-1], num_heads=self.num_heads, dropout=self.attention_dropout, name=name, **self._common()
+            query_shape[-1], num_heads=self.num_heads, dropout=self.attention_dropout, name=name, causal=causal,
+            **{**self._common(), **self.attention_kwargs},
         )
         layer.build(query_shape, value_shape)
         return layer
@@ -132,6 +135,19 @@ class TransformerBlock(keras.layers.Layer):
                 "normalize_first": self.normalize_first,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "attention_kwargs": self.attention_kwargs,
             }
         )
         return config
+
+
+def _check_attention_kwargs(attention_kwargs):
+    """`attention_kwargs` as a dict that leaves the block's own arguments alone."""
+    attention_kwargs = dict(attention_kwargs or {})
+    taken = sorted(set(attention_kwargs) & {"num_heads", "dropout", "name", "dtype", "causal"})
+    if taken:
+        raise ValueError(
+            f"Argument `attention_kwargs` must not set {taken}: the block sets them (use `num_heads`, "
+            f"`attention_dropout`, `dtype`). Received: attention_kwargs={attention_kwargs}"
+        )
+    return attention_kwargs

@@ -30,6 +30,9 @@ class TransformerEncoder(TransformerBlock):
         normalize_first: bool. Pre-norm when True, post-norm when False.
         kernel_initializer, bias_initializer: of every dense kernel and bias;
             each weight gets its own clone, so none start out equal.
+        attention_kwargs: optional dict of further arguments of every
+            attention layer of the block, e.g.
+            `{"alignment_initializer": "glorot_uniform"}` for Super Attention.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Call arguments:
