@@ -1,5 +1,6 @@
 """Training callbacks of the experiments: epoch timing and safe best checkpoints."""
 
+import json
 import math
 import os
 import time
@@ -27,15 +28,22 @@ class BestCheckpoint(keras.callbacks.Callback):
     file is written under a temporary name beside `path` and then renamed
     onto it, so an interrupted save never replaces a good checkpoint with a
     partial one. `best` is the best value seen: the highest, or the lowest
-    for a loss (a `monitor` ending in `loss`).
+    for a loss (a `monitor` ending in `loss`). It is kept beside the
+    checkpoint (`<path>.best.json`) until training ends, so that a run that
+    `keras.callbacks.BackupAndRestore` resumes (`resume=True`) only replaces
+    the checkpoint with a better epoch.
     """
 
-    def __init__(self, path, monitor="val_accuracy"):
+    def __init__(self, path, monitor="val_accuracy", resume=False):
         super().__init__()
         self.path = path
         self.monitor = monitor
         self.sign = -1.0 if monitor.endswith("loss") else 1.0
         self.best = -self.sign * math.inf
+        self.state_path = f"{path}.best.json"
+        if resume and os.path.exists(self.state_path):
+            with open(self.state_path) as f:
+                self.best = json.load(f)["best"]
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -44,6 +52,12 @@ class BestCheckpoint(keras.callbacks.Callback):
         if self.sign * value > self.sign * self.best:
             self.best = float(value)
             save_model_atomically(self.model, self.path)
+            with open(self.state_path, "w") as f:
+                json.dump({"best": self.best}, f)
+
+    def on_train_end(self, logs=None):
+        if os.path.exists(self.state_path):
+            os.remove(self.state_path)
 
 
 def save_model_atomically(model, path):

@@ -133,29 +133,71 @@ def train_one(build_model, data, variant, seed, config, out_dir):
 def _fit_best(build_model, variant, seed, config, out_dir, train, validation, metrics):
     """Fits one model, keeping the checkpoint of its best validation epoch
     (by accuracy with metrics, else by loss; `validation` None: the
-    config's split of `train`). Returns `(run record, best model)`."""
+    config's split of `train`). Returns `(run record, best model)`.
+
+    The state after each epoch is backed up in `out_dir/backup/`, so a run
+    that was interrupted continues from its last finished epoch (Keras'
+    `BackupAndRestore`); the backup is removed when the run ends."""
     keras.utils.set_random_seed(seed)
     model = build_model(variant)
     samples = len(keras.tree.flatten(train[0])[0])
     loss = _LOSSES.get(config.loss, config.loss)
     model.compile(optimizer=adam(config, samples, split=validation is None), loss=loss, metrics=metrics)
     path = os.path.join(out_dir, "models", f"{variant}_seed{seed}.keras")
+    backup_dir = os.path.join(out_dir, "backup", f"{variant}_seed{seed}")
+    resume = os.path.isdir(backup_dir)
     timer = EpochTimer()
-    checkpoint = BestCheckpoint(path, monitor="val_accuracy" if metrics else "val_loss")
-    print(f"\n--- {variant}, seed {seed} ---", flush=True)
+    checkpoint = BestCheckpoint(path, monitor="val_accuracy" if metrics else "val_loss", resume=resume)
+    print(f"\n--- {variant}, seed {seed}{' (resumed)' if resume else ''} ---", flush=True)
     split = dict(validation_split=config.validation_split) if validation is None else dict(validation_data=validation)
     model.fit(
-        *train, batch_size=config.batch_size, epochs=config.epochs,
-        callbacks=[checkpoint, timer], verbose=config.verbose, **split,
+        *train, batch_size=config.batch_size, epochs=config.epochs, verbose=config.verbose,
+        callbacks=[checkpoint, timer, keras.callbacks.BackupAndRestore(backup_dir)], **split,
     )
     run = {
         "best": checkpoint.best,
-        "epoch_seconds": float(np.mean(timer.seconds)),
+        # Of this sitting's epochs (a resumed run's earlier ones were timed before).
+        "epoch_seconds": float(np.mean(timer.seconds)) if timer.seconds else math.nan,
         "attention_params": attention_params(model),
         "total_params": model.count_params(),
         "checkpoint": os.path.relpath(path, out_dir),
     }
     return run, keras.saving.load_model(path)
+
+
+class _RunRecord:
+    """Each finished (variant, seed) run of a comparison, kept in
+    `out_dir/runs/<variant>_seed<k>.json` as soon as it ends, so that a rerun
+    with the same `out_dir` skips it. The folder also keeps the config: runs
+    under another config are not mixed in."""
+
+    def __init__(self, out_dir, config):
+        self.directory = os.path.join(out_dir, "runs")
+        os.makedirs(self.directory, exist_ok=True)
+        os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
+        settings = os.path.join(self.directory, "config.json")
+        # Through JSON, so that tuples and lists compare alike.
+        wanted = json.loads(json.dumps(config.as_record()))
+        if os.path.exists(settings):
+            with open(settings) as f:
+                recorded = json.load(f)
+            if recorded != wanted:
+                raise ValueError(
+                    f"The runs recorded in {self.directory} were trained with another config; resume them with "
+                    f"that config or choose another `out_dir`. Recorded: {recorded}, received: {wanted}"
+                )
+        _write_json_atomically(wanted, settings)
+
+    def __call__(self, variant, seed, train):
+        """The record of run (variant, seed): read, or made by `train(variant, seed)` and written."""
+        path = os.path.join(self.directory, f"{variant}_seed{seed}.json")
+        if os.path.exists(path):
+            print(f"\n--- {variant}, seed {seed}: recorded in {path} ---", flush=True)
+            with open(path) as f:
+                return json.load(f)
+        run = train(variant, seed)
+        _write_json_atomically(run, path)
+        return run
 
 
 def batch_latency(models, batch, rounds=30, warmup=3):
@@ -202,7 +244,11 @@ def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=T
             is the one with the best validation accuracy.
         out_dir: folder for `results.json`, `results.md`, `results.png`,
             `models/<variant>_seed<k>.keras` and, for each variant's best
-            run, the int8 file `tflite/<variant>_int8.tflite`.
+            run, the int8 file `tflite/<variant>_int8.tflite`. Each finished
+            run is recorded in `runs/` as it ends: a rerun with the same
+            `out_dir` and config skips finished runs and continues an
+            interrupted one from its last finished epoch, so a comparison
+            may span several sittings.
         config: a `TrainingConfig`, the same for every run.
         int8: bool. Convert each variant's best model to int8 and score it.
 
@@ -215,11 +261,12 @@ def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=T
             raise ValueError(f"Argument `{name}` must not be empty. Received: {name}={values}")
     if not isinstance(config, TrainingConfig):
         raise TypeError(f"Argument `config` must be a TrainingConfig. Received: config={config!r}")
-    os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
-    runs = {
-        variant: [train_one(build_model, data, variant, seed, config, out_dir) for seed in seeds]
-        for variant in variants
-    }
+    record = _RunRecord(out_dir, config)
+
+    def train(variant, seed):
+        return train_one(build_model, data, variant, seed, config, out_dir)
+
+    runs = {variant: [record(variant, seed, train) for seed in seeds] for variant in variants}
     best_runs = {variant: max(r, key=lambda run: run["validation_accuracy"]) for variant, r in runs.items()}
     best_models = {
         variant: keras.saving.load_model(os.path.join(out_dir, run["checkpoint"]))
@@ -254,8 +301,7 @@ def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=T
         "runs": runs,
         "summary": summary,
     }
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    _write_json(results, out_dir)
     table = markdown_table(results)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(table)
@@ -286,14 +332,14 @@ def compare_generators(build_model, data, variants, seeds, out_dir, config, eval
         The results dictionary written to `results.json` (the report,
         `results.md` and `results.png`, is the caller's).
     """
-    os.makedirs(os.path.join(out_dir, "models"), exist_ok=True)
     train, validation = data
-    runs = {}
-    for variant in variants:
-        runs[variant] = []
-        for seed in seeds:
-            run, best = _fit_best(build_model, variant, seed, config, out_dir, train, validation, [])
-            runs[variant].append({"seed": seed, "validation_loss": run.pop("best"), **evaluate(best, variant), **run})
+    record = _RunRecord(out_dir, config)
+
+    def train_and_evaluate(variant, seed):
+        run, best = _fit_best(build_model, variant, seed, config, out_dir, train, validation, [])
+        return {"seed": seed, "validation_loss": run.pop("best"), **evaluate(best, variant), **run}
+
+    runs = {variant: [record(variant, seed, train_and_evaluate) for seed in seeds] for variant in variants}
     best_runs = {variant: min(r, key=lambda run: run["validation_loss"]) for variant, r in runs.items()}
     best_models = {
         variant: keras.saving.load_model(os.path.join(out_dir, run["checkpoint"])) for variant, run in best_runs.items()
@@ -336,5 +382,11 @@ def _mean_and_std(runs):
 
 
 def _write_json(results, out_dir):
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
+    _write_json_atomically(results, os.path.join(out_dir, "results.json"))
+
+
+def _write_json_atomically(value, path):
+    partial = f"{path}.partial"
+    with open(partial, "w") as f:
+        json.dump(value, f, indent=2)
+    os.replace(partial, path)

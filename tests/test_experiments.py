@@ -123,3 +123,76 @@ def test_tutorials_refuse_bad_counts_before_loading_data(flag, value):
     )
     assert run.returncode == 2
     assert f"{flag}: must be a positive integer, got '{value}'" in run.stderr
+
+
+class Interrupted(Exception):
+    """Stands for the process dying."""
+
+
+def test_an_interrupted_comparison_resumes_where_it_stopped(tmp_path, tiny_data, monkeypatch):
+    config = experiments.TrainingConfig(**dict(SETTINGS, epochs=3))
+    epochs_run = []
+    original_backup = keras.callbacks.BackupAndRestore
+
+    class CountingTimer(callbacks.EpochTimer):
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs_run.append(epoch)
+            super().on_epoch_begin(epoch, logs)
+
+    class DiesAfterEfficientsFirstEpoch(original_backup):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)  # the backup of epoch 0 is written
+            if "efficient" in self.backup_dir and epoch == 0:
+                raise Interrupted
+
+    def compare():
+        return experiments.compare_variants(
+            tiny_text, tiny_data, ["standard", "efficient"], [0], tmp_path, config, int8=False
+        )
+
+    monkeypatch.setattr(experiments, "EpochTimer", CountingTimer)
+    monkeypatch.setattr(keras.callbacks, "BackupAndRestore", DiesAfterEfficientsFirstEpoch)
+    with pytest.raises(Interrupted):
+        compare()
+    assert epochs_run == [0, 1, 2, 0]
+    assert sorted(os.listdir(tmp_path / "runs")) == ["config.json", "standard_seed0.json"]
+    assert (tmp_path / "backup" / "efficient_seed0").is_dir()
+    with open(tmp_path / "runs" / "standard_seed0.json") as f:
+        standard = json.load(f)
+
+    monkeypatch.setattr(keras.callbacks, "BackupAndRestore", original_backup)
+    epochs_run.clear()
+    results = compare()
+    # Standard was not trained again; Efficient went on from its second epoch.
+    assert epochs_run == [1, 2]
+    assert results["runs"]["standard"] == [standard]
+    assert not (tmp_path / "backup" / "efficient_seed0").exists()
+    assert not list((tmp_path / "models").glob("*.best.json"))
+    (efficient,) = results["runs"]["efficient"]
+    model = keras.saving.load_model(tmp_path / efficient["checkpoint"])
+    model.compile(loss="binary_crossentropy", metrics=["accuracy"])
+    (_, _), (x_test, y_test) = tiny_data
+    assert model.evaluate(x_test, y_test, verbose=0)[1] == pytest.approx(efficient["test_accuracy"], abs=1e-6)
+
+    other = experiments.TrainingConfig(**dict(SETTINGS, epochs=2))
+    with pytest.raises(ValueError, match=r"trained with another config.*Recorded: \{.*'epochs': 3.*received: \{"):
+        experiments.compare_variants(tiny_text, tiny_data, ["standard"], [0], tmp_path, other, int8=False)
+
+
+def test_a_resumed_run_keeps_its_best_epoch(tmp_path, tiny_data):
+    # A resumed run starts from the best value recorded beside the checkpoint,
+    # so a worse epoch after the restart does not replace the best one.
+    model = tiny_text("standard")
+    path = str(tmp_path / "best.keras")
+    first = callbacks.BestCheckpoint(path, monitor="val_loss")
+    first.set_model(model)
+    first.on_epoch_end(0, {"val_loss": 0.5})
+    resumed = callbacks.BestCheckpoint(path, monitor="val_loss", resume=True)
+    fresh = callbacks.BestCheckpoint(path, monitor="val_loss")
+    assert (resumed.best, fresh.best) == (0.5, np.inf)
+    resumed.set_model(model)
+    saved = os.path.getmtime(path)
+    resumed.on_epoch_end(1, {"val_loss": 0.6})
+    assert os.path.getmtime(path) == saved
+    resumed.on_train_end()
+    assert os.listdir(tmp_path) == ["best.keras"]
