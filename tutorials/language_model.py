@@ -41,6 +41,20 @@ EXAMPLES, INT8_SEQUENCES, CALIBRATION = 5, 200, 200
 def main():
     args = _common.parser(__doc__.split("\n")[0], seeds=2, epochs=3, batch_size=128).parse_args()
     variants = _common.settle(args, tuple(layers.VARIANTS), "language_model")
+    config, data, evaluate, convert = prepare(args)
+    results = experiments.compare_generators(
+        build, data, variants, range(args.seeds), args.out, config, evaluate, convert,
+    )
+    _common.generative_report(results, args.out, "perplexity", higher_is_better=False)
+
+
+def build(variant, attention_kwargs=None):
+    return models.language_model(variant, VOCABULARY_SIZE, SEQUENCE_LENGTH, attention_kwargs=attention_kwargs)
+
+
+def prepare(args):
+    """The tutorial's training config, `(train, validation)` arrays, and its
+    `evaluate` and `convert` hooks of `compare_generators`."""
     config = experiments.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, learning_rate_schedule="cosine",
         loss="token_crossentropy", verbose=1 if not args.quick else 2,
@@ -101,11 +115,7 @@ def main():
         }
 
     data = arrays(reviews[held_out:]), arrays(reviews[:held_out])
-    results = experiments.compare_generators(
-        lambda variant: models.language_model(variant, VOCABULARY_SIZE, SEQUENCE_LENGTH),
-        data, variants, range(args.seeds), args.out, config, evaluate, convert,
-    )
-    _common.generative_report(results, args.out, "perplexity", higher_is_better=False)
+    return config, data, evaluate, convert
 
 
 if __name__ == "__main__":
