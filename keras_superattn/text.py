@@ -1,11 +1,13 @@
-"""Words to token ids and back, with Keras' `TextVectorization`.
+"""Text to token ids and back: whole words (Keras' `TextVectorization`) or
+subwords (SentencePiece).
 
-The tokenizer runs outside the models, on NumPy arrays: models take int32
+The tokenizers run outside the models, on NumPy arrays: models take int32
 token ids, so they and their `.tflite` files work on every backend. Keras'
 `TextVectorization` needs TensorFlow installed (the `tflite` extra), whatever
-the backend.
+the backend; `SubwordTokenizer` needs `sentencepiece` (the `tutorials` extra).
 """
 
+import io
 import json
 import string
 
@@ -14,6 +16,7 @@ import numpy as np
 
 PAD, UNKNOWN = "", "[UNK]"  # ids 0 and 1 in every TextVectorization vocabulary
 START, END = "[start]", "[end]"
+_PIECE_PAD = "[pad]"  # SentencePiece needs a name for id 0
 # Punctuation is stripped, as in keras.io's translation example, apart from
 # the brackets of the [start] / [end] markers; Spanish adds ¿ and ¡.
 _STRIPPED = "".join(c for c in string.punctuation + "¿¡" if c not in "[]")
@@ -110,3 +113,101 @@ class Tokenizer:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
         return cls(config["vocabulary"], config["sequence_length"])
+
+
+class SubwordTokenizer:
+    """Texts to fixed-length int32 ids and back, with a SentencePiece model.
+
+    Subwords cover any text, so ordinary sentences have no `[UNK]`, and the
+    text keeps its case and punctuation: `decode(encode(text))` gives the
+    text back (up to SentencePiece's NFKC normalisation and runs of spaces).
+    Ids: 0 pads, 1 is `[UNK]`, 2 `[start]`, 3 `[end]`, then the pieces. The
+    model is one `.model` file (`save`), which SentencePiece's C++, Java and
+    Python libraries and keras-hub's `SentencePieceTokenizer` read.
+
+    Args:
+        model: bytes, a serialized SentencePiece model with those four ids,
+            as `train` makes it.
+        sequence_length: int. Every text is cut or padded to this many ids.
+
+    Example:
+
+    ```python
+    tokenizer = SubwordTokenizer.train(texts, vocabulary_size=4000, sequence_length=24)
+    ids = tokenizer(["¿Qué hora es?"], start=True, end=True)  # (1, 24) int32
+    tokenizer.decode(ids)  # ["¿Qué hora es?"]
+    ```
+    """
+
+    def __init__(self, model, sequence_length):
+        import sentencepiece
+
+        self.model = bytes(model)
+        self.sequence_length = sequence_length
+        self._processor = sentencepiece.SentencePieceProcessor(model_proto=self.model)
+        special = [self._processor.id_to_piece(i) for i in range(4)]
+        if special != [_PIECE_PAD, UNKNOWN, START, END]:
+            raise ValueError(
+                f"Argument `model` must give ids 0-3 to {[_PIECE_PAD, UNKNOWN, START, END]}, as "
+                f"`SubwordTokenizer.train` does. Received: {special}"
+            )
+
+    @classmethod
+    def train(cls, texts, vocabulary_size, sequence_length, model_type="unigram"):
+        """A tokenizer of `vocabulary_size` ids learnt from `texts` (the
+        training split only), SentencePiece's `"unigram"` or `"bpe"` model."""
+        import sentencepiece
+
+        model = io.BytesIO()
+        sentencepiece.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_writer=model, vocab_size=vocabulary_size,
+            model_type=model_type, pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece=_PIECE_PAD,
+            unk_piece=UNKNOWN, bos_piece=START, eos_piece=END, character_coverage=1.0,
+            # Whole reviews are one "sentence" each; the default cap (4,192
+            # bytes) would leave the long ones out. One thread: the same
+            # texts always give the same model.
+            max_sentence_length=1 << 20, num_threads=1, minloglevel=2,
+        )
+        return cls(model.getvalue(), sequence_length)
+
+    @property
+    def vocabulary_size(self):
+        return self._processor.get_piece_size()
+
+    def __call__(self, texts, start=False, end=False):
+        """`(N, sequence_length)` int32 ids of `texts`, with `[start]` /
+        `[end]` around each when asked, cut to `sequence_length`."""
+        pieces = self._processor.encode(list(texts), add_bos=start, add_eos=end)
+        ids = np.zeros((len(pieces), self.sequence_length), np.int32)
+        for row, piece_ids in enumerate(pieces):
+            piece_ids = piece_ids[: self.sequence_length]
+            ids[row, : len(piece_ids)] = piece_ids
+        return ids
+
+    def token_id(self, token):
+        """The id of one piece, e.g. `tokenizer.token_id("[end]")`."""
+        token_id = self._processor.piece_to_id(token)
+        if token_id == self._processor.unk_id() and token != UNKNOWN:
+            raise ValueError(f"Token {token!r} is not in the vocabulary of {self.vocabulary_size} pieces")
+        return token_id
+
+    def decode(self, ids, stop_at=None):
+        """Texts from rows of ids; padding and markers are dropped, and each
+        row ends before the first `stop_at` token when one is given."""
+        stop_id = None if stop_at is None else self.token_id(stop_at)
+        texts = []
+        for row in np.asarray(ids).tolist():
+            if stop_id in row:
+                row = row[: row.index(stop_id)]
+            texts.append(self._processor.decode([i for i in row if i > 3 or i == 1]))
+        return texts
+
+    def save(self, path):
+        """Writes the SentencePiece model (a `.model` file)."""
+        with open(path, "wb") as f:
+            f.write(self.model)
+
+    @classmethod
+    def load(cls, path, sequence_length):
+        with open(path, "rb") as f:
+            return cls(f.read(), sequence_length)
