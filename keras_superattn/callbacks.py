@@ -60,6 +60,36 @@ class BestCheckpoint(keras.callbacks.Callback):
             os.remove(self.state_path)
 
 
+class EpochScore(keras.callbacks.Callback):
+    """Records `score(model)` after every epoch in a JSON file, `{epoch: value}`
+    with epochs counted from 1, e.g. a learning curve of validation BLEU.
+
+    The file is read back first, so a run resumed in a later sitting adds
+    its epochs to the earlier ones (an epoch run again replaces its value).
+    """
+
+    def __init__(self, path, score):
+        super().__init__()
+        self.path = path
+        self.score = score
+
+    def on_epoch_end(self, epoch, logs=None):
+        scores = read_scores(self.path)
+        scores[str(epoch + 1)] = float(self.score(self.model))
+        partial = f"{self.path}.partial"
+        with open(partial, "w") as f:
+            json.dump(scores, f, indent=2)
+        os.replace(partial, self.path)
+
+
+def read_scores(path):
+    """The `{epoch: value}` an `EpochScore` wrote to `path`; empty if none."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
 def save_model_atomically(model, path):
     """`model.save(path)` that leaves either the old file or the new one."""
     directory, name = os.path.split(os.path.abspath(path))

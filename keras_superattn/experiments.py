@@ -130,7 +130,7 @@ def train_one(build_model, data, variant, seed, config, out_dir):
     }
 
 
-def _fit_best(build_model, variant, seed, config, out_dir, train, validation, metrics):
+def _fit_best(build_model, variant, seed, config, out_dir, train, validation, metrics, callbacks=()):
     """Fits one model, keeping the checkpoint of its best validation epoch
     (by accuracy with metrics, else by loss; `validation` None: the
     config's split of `train`). Returns `(run record, best model)`.
@@ -152,7 +152,7 @@ def _fit_best(build_model, variant, seed, config, out_dir, train, validation, me
     split = dict(validation_split=config.validation_split) if validation is None else dict(validation_data=validation)
     model.fit(
         *train, batch_size=config.batch_size, epochs=config.epochs, verbose=config.verbose,
-        callbacks=[checkpoint, timer, keras.callbacks.BackupAndRestore(backup_dir)], **split,
+        callbacks=[checkpoint, timer, *callbacks, keras.callbacks.BackupAndRestore(backup_dir)], **split,
     )
     run = {
         "best": checkpoint.best,
@@ -310,7 +310,7 @@ def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=T
     return results
 
 
-def compare_generators(build_model, data, variants, seeds, out_dir, config, evaluate, convert=None):
+def compare_generators(build_model, data, variants, seeds, out_dir, config, evaluate, convert=None, callbacks=None):
     """Trains next-token models (translators, language models) side by side.
 
     Like `compare_variants`, but each run keeps its lowest-validation-loss
@@ -322,11 +322,13 @@ def compare_generators(build_model, data, variants, seeds, out_dir, config, eval
             array or a dict of arrays.
         variants, seeds, out_dir, config: as in `compare_variants`;
             `config.loss` is e.g. `"token_crossentropy"`.
-        evaluate: `(model, variant) -> dict` of test metrics of one run,
-            e.g. `{"perplexity": ...}` or `{"bleu": ...}`; also the place to
-            record example outputs.
+        evaluate: `(model, variant, seed) -> dict` of test metrics of one
+            run's best checkpoint, e.g. `{"perplexity": ...}` or
+            `{"bleu": ...}`; also the place to record example outputs.
         convert: optional `(variant, checkpoint path) -> dict` for each
             variant's best run: its int8 file's metrics.
+        callbacks: optional `(variant, seed) -> list` of further Keras
+            callbacks of that run's `fit`, e.g. a `callbacks.EpochScore`.
 
     Returns:
         The results dictionary written to `results.json` (the report,
@@ -336,8 +338,9 @@ def compare_generators(build_model, data, variants, seeds, out_dir, config, eval
     record = _RunRecord(out_dir, config)
 
     def train_and_evaluate(variant, seed):
-        run, best = _fit_best(build_model, variant, seed, config, out_dir, train, validation, [])
-        return {"seed": seed, "validation_loss": run.pop("best"), **evaluate(best, variant), **run}
+        extra = callbacks(variant, seed) if callbacks else ()
+        run, best = _fit_best(build_model, variant, seed, config, out_dir, train, validation, [], extra)
+        return {"seed": seed, "validation_loss": run.pop("best"), **evaluate(best, variant, seed), **run}
 
     runs = {variant: [record(variant, seed, train_and_evaluate) for seed in seeds] for variant in variants}
     best_runs = {variant: min(r, key=lambda run: run["validation_loss"]) for variant, r in runs.items()}

@@ -85,6 +85,21 @@ def test_quick_checkpoint_scores_what_the_report_says(tmp_path, data_dir):
     assert accuracy == pytest.approx(summary["test_accuracy_mean"], abs=1e-6)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the harness; resuming is tested per backend in "
+                    "test_experiments")
+def test_a_rerun_tutorial_takes_its_recorded_runs(tmp_path, data_dir):
+    first, _ = run_tutorial("vit_mnist.py", tmp_path, data_dir, "--variants", "efficient,super")
+    (tmp_path / "runs" / "super_seed0.json").unlink()  # as if it had died before super's run ended
+    mtimes = {v: (tmp_path / "models" / f"{v}_seed0.keras").stat().st_mtime for v in ("efficient", "super")}
+    again, stdout = run_tutorial("vit_mnist.py", tmp_path, data_dir, "--variants", "efficient,super")
+    assert "--- efficient, seed 0: recorded in" in stdout and "--- super, seed 0 ---" in stdout
+    assert (tmp_path / "models" / "efficient_seed0.keras").stat().st_mtime == mtimes["efficient"]
+    assert (tmp_path / "models" / "super_seed0.keras").stat().st_mtime > mtimes["super"]  # trained again
+    assert again["runs"]["efficient"] == first["runs"]["efficient"]
+    assert set(again["runs"]["super"][0]) == set(first["runs"]["super"][0])
+    assert (tmp_path / "runs" / "super_seed0.json").is_file()
+
+
 def test_data_parallel_on_two_host_devices(tmp_path, data_dir):
     if keras.backend.backend() != "jax":
         with pytest.raises(ValueError, match=r"needs the JAX backend.*KERAS_BACKEND="):
@@ -115,15 +130,16 @@ def test_quick_translation_reports_every_variant(tmp_path, data_dir):
     assert list(results["summary"]) == list(layers.VARIANTS)
     # The quick test split, prepared as the tutorial prepares it.
     _, _, test = datasets.load_spa_eng(data_dir)
-    english = text.Tokenizer.load(tmp_path / "english_vocabulary.json")
-    spanish = text.Tokenizer.load(tmp_path / "spanish_vocabulary.json")
+    english = text.SubwordTokenizer.load(tmp_path / "english.model", 24)
+    spanish = text.SubwordTokenizer.load(tmp_path / "spanish.model", 25)
     source = english([e for e, _ in test[:32]])
-    references = [text.standardize_text(s) for _, s in test[:32]]
-    prompt = np.zeros((32, 16), "int32")
+    references = [s for _, s in test[:32]]
+    prompt = np.zeros((32, 24), "int32")
     prompt[:, 0] = spanish.token_id(text.START)
     for variant, summary in results["summary"].items():
         assert summary["bleu_std"] == 0.0 and summary["bleu_mean"] == summary["best_run"]["bleu"]
         assert len(summary["best_run"]["examples"]) == 5
+        assert list(summary["best_run"]["validation_bleu_per_epoch"]) == ["1"]  # the learning curve
         # The int8 file translates as the report says.
         path = tmp_path / "tflite" / f"{variant}_int8.tflite"
         ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=spanish.token_id(text.END), inputs={"source": source})

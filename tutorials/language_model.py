@@ -82,7 +82,7 @@ def prepare(args):
     def continue_prompts(predict, count, temperature=0.0):
         return generation.decode(predict, prompts[:count], PROMPT_LENGTH, temperature=temperature, seed=0)
 
-    def evaluate(model, variant):
+    def evaluate(model, variant, seed):
         def predict(ids):
             return model.predict(ids, batch_size=256, verbose=0)
 
