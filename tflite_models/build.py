@@ -169,7 +169,7 @@ def build(task, run_dir, data_dir):
 
 GENERATIVE = {
     # task: (tutorial, metric, vocabulary files)
-    "translation": ("translation_spa_eng", "bleu", ("english_vocabulary.json", "spanish_vocabulary.json")),
+    "translation": ("translation_spa_eng", "bleu", ("english.model", "spanish.model")),
     "language_model": ("language_model", "perplexity", ("vocabulary.json",)),
 }
 
@@ -178,16 +178,17 @@ def generative_inputs(task, run_dir, data_dir):
     """The first `ARM64_SAMPLES` test inputs of a generative task, as ids."""
     from keras_superattn import text
 
-    def tokenizer(name):
-        return text.Tokenizer.load(os.path.join(run_dir, name))
-
     if task == "translation":
         _, _, test = datasets.load_spa_eng(data_dir)
         pairs = test[:ARM64_SAMPLES]
-        target = tokenizer("spanish_vocabulary.json")([f"{text.START} {s} {text.END}" for _, s in pairs])
-        return {"source": tokenizer("english_vocabulary.json")([e for e, _ in pairs]), "target": target[:, :-1]}
+        with open(os.path.join(run_dir, "results.json")) as f:
+            lengths = json.load(f)["config"]
+        english = text.SubwordTokenizer.load(os.path.join(run_dir, "english.model"), lengths["source_length"])
+        spanish = text.SubwordTokenizer.load(os.path.join(run_dir, "spanish.model"), lengths["target_length"] + 1)
+        target = spanish([s for _, s in pairs], start=True, end=True)
+        return {"source": english([e for e, _ in pairs]), "target": target[:, :-1]}
     _, reviews = datasets.load_imdb_text(data_dir)
-    return tokenizer("vocabulary.json")(reviews[:ARM64_SAMPLES])[:, :-1]
+    return text.Tokenizer.load(os.path.join(run_dir, "vocabulary.json"))(reviews[:ARM64_SAMPLES])[:, :-1]
 
 
 def build_generative(task, run_dir, data_dir):
