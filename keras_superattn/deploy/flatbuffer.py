@@ -23,6 +23,9 @@ class Op:
     macs: int
     reads_model_input: bool
     writes_model_output: bool
+    # The converter names an output tensor after the TensorFlow ops it came
+    # from, e.g. "sequential/global_average_pooling1d_1/Cast".
+    output_names: list = dataclasses.field(default_factory=list)
 
     def types(self):
         return {t for t, _ in self.inputs + self.outputs}
@@ -95,6 +98,7 @@ def operators(model, subgraph=0):
                 index, name, inputs, outputs, _macs(name, inputs, outputs),
                 reads_model_input=bool(model_inputs & set(op.inputs)),
                 writes_model_output=bool(model_outputs & set(op.outputs)),
+                output_names=[graph.tensors[i].name.decode("utf-8", "replace") for i in op.outputs if i >= 0],
             )
         )
     return ops

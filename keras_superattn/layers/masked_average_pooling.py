@@ -14,6 +14,13 @@ class MaskedAveragePooling(keras.layers.GlobalAveragePooling1D):
     to zeros. Without a mask, or with real tokens, the numbers are Keras'.
     Only the channels-last layout `(B, l, d)` is supported.
 
+    It also converts to a full-integer int8 `.tflite` file, which Keras'
+    layer does not with a mask: Keras counts the real tokens by casting the
+    boolean mask to float, a CAST that no int8 kernel computes; here the
+    count is a select between 1 and 0. So a masked text classifier
+    (`Embedding(..., mask_zero=True)`) converts with this layer in place of
+    `GlobalAveragePooling1D`.
+
     Call arguments:
         inputs: tensor of shape `(B, l, d)`.
         mask: optional boolean `(B, l)`, `True` for real tokens; the Keras
@@ -38,7 +45,7 @@ class MaskedAveragePooling(keras.layers.GlobalAveragePooling1D):
             return ops.mean(inputs, axis=1)  # (B, d)
         mask = ops.cast(mask, "bool")[:, :, None]  # (B, l, 1)
         total = ops.sum(ops.where(mask, inputs, 0), axis=1)  # (B, d)
-        count = ops.sum(ops.cast(mask, inputs.dtype), axis=1)  # (B, 1)
+        count = ops.sum(ops.where(mask, 1.0, 0.0), axis=1)  # (B, 1), no float cast of the mask
         return total / ops.maximum(count, 1)  # (B, d)
 
     def get_config(self):
