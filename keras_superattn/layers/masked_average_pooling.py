@@ -45,7 +45,8 @@ class MaskedAveragePooling(keras.layers.GlobalAveragePooling1D):
             return ops.mean(inputs, axis=1)  # (B, d)
         mask = ops.cast(mask, "bool")[:, :, None]  # (B, l, 1)
         total = ops.sum(ops.where(mask, inputs, 0), axis=1)  # (B, d)
-        count = ops.sum(ops.where(mask, 1.0, 0.0), axis=1)  # (B, 1), no float cast of the mask
+        one, zero = ops.ones((), inputs.dtype), ops.zeros((), inputs.dtype)
+        count = ops.sum(ops.where(mask, one, zero), axis=1)  # (B, 1), no float cast of the mask
         return total / ops.maximum(count, 1)  # (B, d)
 
     def get_config(self):
