@@ -1,0 +1,91 @@
+"""Every committed .tflite file on `tflite-runtime` 2.14 (Coral, Raspberry Pi)
+against ai-edge-litert, through the same `TFLiteModel`.
+
+The environment is made by tools/tflite_runtime/setup.sh; its Python is
+$KERAS_SUPERATTN_TFLITE_RUNTIME_PYTHON. CI sets it and requires the test.
+"""
+
+import json
+import os
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+
+from keras_superattn import datasets
+from keras_superattn import deploy
+from keras_superattn.deploy.runtime import decisions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FOLDER = os.path.join(ROOT, "tflite_models")
+with open(os.path.join(FOLDER, "manifest.json")) as f:
+    MODELS = sorted(json.load(f)["models"])
+SAMPLES = 64
+# Measured (64 samples each): the runtimes' int8 outputs differ by at most 22
+# quantization steps with XNNPACK (mnist_super) and 8 with the reference
+# kernels: the two releases' kernels round differently in places.
+MAX_STEPS = 24
+ENV = "KERAS_SUPERATTN_TFLITE_RUNTIME_PYTHON"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent: run once, on TensorFlow"),
+]
+
+
+@pytest.fixture(scope="module")
+def python():
+    path = os.environ.get(ENV)
+    if not path or not os.path.isfile(path):
+        message = f"no tflite-runtime environment: run tools/tflite_runtime/setup.sh and set {ENV}"
+        if os.environ.get("KERAS_SUPERATTN_REQUIRE_TFLITE_RUNTIME") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def inputs_of(name, data_dir):
+    """Real test inputs for the classifiers; token ids in every vocabulary for the generative files."""
+    if name.startswith("imdb_"):
+        _, (x, _) = datasets.imdb_sequences(data_dir=data_dir)
+        return x[:SAMPLES]
+    if name.startswith("mnist_"):
+        _, (x, _) = datasets.load_mnist(data_dir)
+        return datasets.images_as_floats(x[:SAMPLES])
+    model = deploy.TFLiteModel(os.path.join(FOLDER, name))
+    rng = np.random.default_rng(0)
+    return {key: rng.integers(1, 4000, (SAMPLES, *details["shape"][1:])).astype(details["dtype"])
+            for key, details in model.inputs.items()}
+
+
+def test_every_committed_file_runs_on_tflite_runtime_as_on_litert(python, data_dir, tmp_path):
+    jobs = []
+    for index, name in enumerate(MODELS):
+        inputs = inputs_of(name, data_dir)
+        path = tmp_path / f"in{index}.{'npz' if isinstance(inputs, dict) else 'npy'}"
+        np.savez(path, **inputs) if isinstance(inputs, dict) else np.save(path, inputs)
+        for xnnpack in (True, False):
+            jobs.append({"model": os.path.join(FOLDER, name), "use_xnnpack": xnnpack, "inputs": str(path),
+                         "outputs": str(tmp_path / f"out{index}_{xnnpack}.npy"), "name": name, "given": inputs})
+    with open(tmp_path / "jobs.json", "w") as f:
+        json.dump([{k: v for k, v in job.items() if k not in ("name", "given")} for job in jobs], f)
+    run = subprocess.run([python, os.path.join(ROOT, "tests", "tflite_runtime_run.py"), str(tmp_path / "jobs.json")],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["interpreter"].startswith("tflite_runtime") and report["tflite_runtime"] == "2.14.0"
+    assert report["numpy"].startswith("1.") and report["models"] == 2 * len(MODELS)
+    for job in jobs:
+        litert = deploy.TFLiteModel(job["model"], use_xnnpack=job["use_xnnpack"])
+        want, got = litert.predict(job["given"]), np.load(job["outputs"])
+        scale = litert.output["quantization"][0]
+        assert np.abs(got - want).max() <= MAX_STEPS * scale, (job["name"], np.abs(got - want).max() / scale)
+        # The same decisions, but where LiteRT's own scores tie within that bound.
+        chosen = decisions(got)
+        if want.shape[-1] == 1:  # one sigmoid unit: a decision flips only near 0.5
+            ties = np.abs(want[..., 0] - 0.5) <= MAX_STEPS * scale
+        else:
+            best = want.max(axis=-1)
+            ties = best - np.take_along_axis(want, chosen[..., None], axis=-1)[..., 0] <= MAX_STEPS * scale
+        assert np.all((chosen == decisions(want)) | ties), job["name"]
