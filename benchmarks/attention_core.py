@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_superattn import timing
+from keras_superattn.training import timing
 
 SHAPE = (32, 128, 8, 32)  # (B, l, h, d_k)
 

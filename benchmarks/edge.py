@@ -23,7 +23,7 @@ import numpy as np
 from keras_superattn import deploy
 from keras_superattn import layers
 from keras_superattn import models
-from keras_superattn import timing
+from keras_superattn.training import timing
 
 VARIANTS = tuple(layers.VARIANTS)
 MODES = ("float32", "int8", "int8_xnnpack", "int16x8")

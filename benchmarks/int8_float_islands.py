@@ -19,7 +19,7 @@ import numpy as np
 from tensorflow.lite.python import convert as tflite_convert
 
 from keras_superattn import deploy
-from keras_superattn import timing
+from keras_superattn.training import timing
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from edge import vit  # noqa: E402

@@ -19,7 +19,7 @@ import numpy as np
 
 from keras_superattn import costs
 from keras_superattn import layers
-from keras_superattn import timing
+from keras_superattn.training import timing
 
 SETTINGS = ((32, 128, 256, 8), (32, 32, 32, 4), (8, 512, 512, 8))
 VARIANTS = layers.VARIANTS

@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 
-from keras_superattn import timing
 from keras_superattn._validation import positive_int_argument as positive_int
+from keras_superattn.training import timing
 
 DATASETS = ("imdb", "mnist", "cifar10")
 

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_superattn import callbacks
-from keras_superattn import experiments
 from keras_superattn import models
+from keras_superattn.training import callbacks
+from keras_superattn.training import experiments
 
 pytestmark = pytest.mark.slow  # trains, converts or spawns processes
 

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from keras_superattn import experiments
 from keras_superattn import layers
 from keras_superattn import models
+from keras_superattn.training import experiments
 
 # IMDB reference setting (docs/paper.md): vocabulary 20,000, l = d = 32, 4 heads.
 # 640,000 token + 1,024 position embedding; attention; 2 x 64 layer norm;

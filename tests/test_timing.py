@@ -1,4 +1,4 @@
-from keras_superattn import timing
+from keras_superattn.training import timing
 
 
 def test_calls_take_turns_after_their_warmup():

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from keras_superattn import datasets
-from keras_superattn import experiments
 from keras_superattn import layers
+from keras_superattn.training import experiments
 
 pytestmark = pytest.mark.slow  # trains, converts or spawns processes
 

@@ -32,9 +32,9 @@ import numpy as np  # noqa: E402
 
 from keras_superattn import datasets  # noqa: E402
 from keras_superattn import deploy  # noqa: E402
-from keras_superattn import timing  # noqa: E402
 from keras_superattn.deploy import arm64  # noqa: E402
 from keras_superattn.deploy import runtime  # noqa: E402
+from keras_superattn.training import timing  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUBSET = 2000  # the fixed test subset the test suite re-scores

@@ -41,9 +41,9 @@ def subset(data, train, test):
 def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
     """The Vision Transformer tutorials: one ViT per variant on `load()`'s images."""
     from keras_superattn import datasets
-    from keras_superattn import experiments
     from keras_superattn import layers
     from keras_superattn import models
+    from keras_superattn.training import experiments
 
     args = parser(doc.split("\n")[0], seeds=3, epochs=epochs, batch_size=128).parse_args()
     variants = settle(args, tuple(layers.VARIANTS), name)
@@ -67,8 +67,8 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
 def generative_report(results, out_dir, metric, higher_is_better):
     """results.md and results.png of a `compare_generators` run: `metric`
     (e.g. `"bleu"`) per variant, mean ± std over seeds, with the int8 file's."""
-    from keras_superattn.reporting import generative_table
-    from keras_superattn.reporting import plot_metric
+    from keras_superattn.training.reporting import generative_table
+    from keras_superattn.training.reporting import plot_metric
 
     table = generative_table(results, metric)
     with open(os.path.join(out_dir, "results.md"), "w") as f:

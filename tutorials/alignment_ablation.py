@@ -32,7 +32,7 @@ import keras  # noqa: E402
 import language_model  # noqa: E402
 from keras import ops  # noqa: E402
 
-from keras_superattn import experiments  # noqa: E402
+from keras_superattn.training import experiments  # noqa: E402
 
 
 @keras.saving.register_keras_serializable(package="alignment_ablation")

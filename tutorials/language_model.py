@@ -28,11 +28,11 @@ import numpy as np  # noqa: E402
 
 from keras_superattn import datasets  # noqa: E402
 from keras_superattn import deploy  # noqa: E402
-from keras_superattn import experiments  # noqa: E402
 from keras_superattn import generation  # noqa: E402
 from keras_superattn import layers  # noqa: E402
 from keras_superattn import models  # noqa: E402
 from keras_superattn import text  # noqa: E402
+from keras_superattn.training import experiments  # noqa: E402
 
 VOCABULARY_SIZE, SEQUENCE_LENGTH, PROMPT_LENGTH, TEST_REVIEWS = 4000, 32, 8, 5000
 EXAMPLES, INT8_SEQUENCES, CALIBRATION = 5, 200, 200

@@ -24,9 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
 from keras_superattn import datasets  # noqa: E402
-from keras_superattn import experiments  # noqa: E402
 from keras_superattn import layers  # noqa: E402
 from keras_superattn import models  # noqa: E402
+from keras_superattn.training import experiments  # noqa: E402
 
 VARIANTS = (*layers.VARIANTS, "mha")
 NUM_WORDS, SEQUENCE_LENGTH = 20000, 32

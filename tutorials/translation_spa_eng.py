@@ -30,14 +30,14 @@ import _common  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_superattn import callbacks  # noqa: E402
 from keras_superattn import datasets  # noqa: E402
 from keras_superattn import deploy  # noqa: E402
-from keras_superattn import experiments  # noqa: E402
 from keras_superattn import generation  # noqa: E402
 from keras_superattn import layers  # noqa: E402
 from keras_superattn import models  # noqa: E402
 from keras_superattn import text  # noqa: E402
+from keras_superattn.training import callbacks  # noqa: E402
+from keras_superattn.training import experiments  # noqa: E402
 
 VOCABULARY_SIZE, SOURCE_LENGTH, TARGET_LENGTH = 4000, 24, 24
 WIDTH, HEADS, FEEDFORWARD = 128, 4, 256

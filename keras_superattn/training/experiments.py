@@ -15,13 +15,13 @@ import keras
 import numpy as np
 
 from keras_superattn._validation import check_positive_int
-from keras_superattn.callbacks import BestCheckpoint
-from keras_superattn.callbacks import EpochTimer
 from keras_superattn.generation import token_crossentropy
 from keras_superattn.layers.transformer_block import TransformerBlock
-from keras_superattn.reporting import markdown_table
-from keras_superattn.reporting import plot
-from keras_superattn.timing import interleaved_median_seconds
+from keras_superattn.training.callbacks import BestCheckpoint
+from keras_superattn.training.callbacks import EpochTimer
+from keras_superattn.training.reporting import markdown_table
+from keras_superattn.training.reporting import plot
+from keras_superattn.training.timing import interleaved_median_seconds
 
 # The package's own losses, by the name a `TrainingConfig` gives them.
 _LOSSES = {"token_crossentropy": token_crossentropy}
