@@ -1,4 +1,5 @@
-"""Training on several devices: a model-parallel layout of the package's weights.
+"""Training on several devices: data parallelism, and a model-parallel layout
+of the package's weights.
 
 Keras shards a model's weights with `keras.distribution.ModelParallel` and a
 `LayoutMap` (JAX backend). `layout_map` gives one for the package's models,
@@ -64,3 +65,16 @@ def layout_map(device_mesh, model_axis="model"):
     for path, axes in _MODEL_SPLIT.items():
         layouts[path] = tuple(model_axis if axis == "model" else axis for axis in axes)
     return layouts
+
+
+def use_data_parallel():
+    """Shards each batch over all local devices with Keras' `DataParallel`
+    (JAX backend); returns the number of devices."""
+    if keras.backend.backend() != "jax":
+        raise ValueError(
+            "Data-parallel training uses keras.distribution, which needs the JAX "
+            f"backend. Received: KERAS_BACKEND={keras.backend.backend()}"
+        )
+    devices = keras.distribution.list_devices()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return len(devices)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from keras_superattn import datasets
+from keras_superattn import distribution
 from keras_superattn import layers
-from keras_superattn.training import experiments
 
 pytestmark = pytest.mark.slow  # trains, converts or spawns processes
 
@@ -103,7 +103,7 @@ def test_a_rerun_tutorial_takes_its_recorded_runs(tmp_path, data_dir):
 def test_data_parallel_on_two_host_devices(tmp_path, data_dir):
     if keras.backend.backend() != "jax":
         with pytest.raises(ValueError, match=r"needs the JAX backend.*KERAS_BACKEND="):
-            experiments.use_data_parallel()
+            distribution.use_data_parallel()
         return
     env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     results, _ = run_tutorial("vit_mnist.py", tmp_path, data_dir, "--variants", "efficient", "--data-parallel", env=env)

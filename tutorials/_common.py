@@ -41,13 +41,14 @@ def subset(data, train, test):
 def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
     """The Vision Transformer tutorials: one ViT per variant on `load()`'s images."""
     from keras_superattn import datasets
+    from keras_superattn import distribution
     from keras_superattn import layers
     from keras_superattn import models
     from keras_superattn.training import experiments
 
     args = parser(doc.split("\n")[0], seeds=3, epochs=epochs, batch_size=128).parse_args()
     variants = settle(args, tuple(layers.VARIANTS), name)
-    devices = experiments.use_data_parallel() if args.data_parallel else 1
+    devices = distribution.use_data_parallel() if args.data_parallel else 1
     config = experiments.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, learning_rate_schedule="cosine",
         loss="sparse_categorical_crossentropy", validation_split=0.1, verbose=1 if not args.quick else 2,

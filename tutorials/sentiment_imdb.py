@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common  # noqa: E402
 
 from keras_superattn import datasets  # noqa: E402
+from keras_superattn import distribution  # noqa: E402
 from keras_superattn import layers  # noqa: E402
 from keras_superattn import models  # noqa: E402
 from keras_superattn.training import experiments  # noqa: E402
@@ -35,7 +36,7 @@ NUM_WORDS, SEQUENCE_LENGTH = 20000, 32
 def main():
     args = _common.parser(__doc__.split("\n")[0], seeds=5, epochs=10, batch_size=64).parse_args()
     variants = _common.settle(args, VARIANTS, "sentiment_imdb")
-    devices = experiments.use_data_parallel() if args.data_parallel else 1
+    devices = distribution.use_data_parallel() if args.data_parallel else 1
     config = experiments.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, loss="binary_crossentropy",
         validation_split=0.1, verbose=1 if not args.quick else 2, title="IMDB sentiment, l = d = 32, 4 heads",

@@ -92,18 +92,6 @@ def attention_params(model):
     )
 
 
-def use_data_parallel():
-    """Shards each batch over all local devices with Keras' DataParallel (JAX)."""
-    if keras.backend.backend() != "jax":
-        raise ValueError(
-            "Data-parallel training uses keras.distribution, which needs the JAX "
-            f"backend. Received: KERAS_BACKEND={keras.backend.backend()}"
-        )
-    devices = keras.distribution.list_devices()
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    return len(devices)
-
-
 def adam(config, train_samples, split=True):
     """Adam at `config.learning_rate`, which the `"cosine"` schedule decays
     to zero along a cosine over exactly the steps `fit` will take (on
