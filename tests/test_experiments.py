@@ -196,3 +196,13 @@ def test_a_resumed_run_keeps_its_best_epoch(tmp_path, tiny_data):
     assert os.path.getmtime(path) == saved
     resumed.on_train_end()
     assert os.listdir(tmp_path) == ["best.keras"]
+
+
+def test_tutorials_take_attention_arguments_as_a_json_object():
+    command = [sys.executable, os.path.join(ROOT, "tutorials", "vit_mnist.py"), "--data-dir", "/nonexistent"]
+    run = subprocess.run([*command, "--attention-kwargs", "[1]"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "--attention-kwargs: must be a JSON object, got '[1]'" in run.stderr
+    ablation = [sys.executable, os.path.join(ROOT, "tutorials", "alignment_ablation.py"), "--data-dir", "/nonexistent"]
+    run = subprocess.run([*ablation, "--attention-kwargs", '{"use_bias": false}'], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1 and "--attention-kwargs: the ablation sets the attention arguments per arm" in run.stderr

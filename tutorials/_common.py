@@ -1,6 +1,7 @@
 """Command-line plumbing shared by the tutorials."""
 
 import argparse
+import json
 import os
 
 from keras_superattn._validation import positive_int_argument as positive_int
@@ -18,7 +19,28 @@ def parser(description, seeds, epochs, batch_size):
     p.add_argument("--variants", default=None, help="comma-separated subset of the variants")
     p.add_argument("--quick", action="store_true", help="a few hundred samples, one epoch, one seed")
     p.add_argument("--data-parallel", action="store_true", help="shard batches over all devices (JAX)")
+    p.add_argument(
+        "--attention-kwargs", type=json_object, default={},
+        help='further arguments of every attention layer, as JSON, e.g. \'{"alignment_initializer": "identity"}\'',
+    )
     return p
+
+
+def json_object(text):
+    """An argparse type: a JSON object, e.g. the attention layers' arguments."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r} ({error})") from error
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
+def recorded(args):
+    """What the command line adds to a run's recorded settings: the attention
+    arguments, only when given (so that a default run resumes under older records)."""
+    return {"attention_kwargs": args.attention_kwargs} if args.attention_kwargs else {}
 
 
 def settle(args, variants, name):
@@ -52,7 +74,7 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
     config = experiments.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, learning_rate_schedule="cosine",
         loss="sparse_categorical_crossentropy", validation_split=0.1, verbose=1 if not args.quick else 2,
-        title=title, record=dict(devices=devices, patch_size=patch_size),
+        title=title, record=dict(devices=devices, patch_size=patch_size, **recorded(args)),
     )
     (x_train, y_train), (x_test, y_test) = load(args.data_dir)
     data = (datasets.images_as_floats(x_train), y_train), (datasets.images_as_floats(x_test), y_test)
@@ -60,7 +82,9 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
         data = subset(data, train=512, test=256)
 
     def build(variant):
-        return models.vit_classifier(variant, image_shape, patch_size=patch_size, num_classes=10)
+        return models.vit_classifier(
+            variant, image_shape, patch_size=patch_size, num_classes=10, attention_kwargs=args.attention_kwargs
+        )
 
     experiments.compare_variants(build, data, variants, range(args.seeds), args.out, config)
 

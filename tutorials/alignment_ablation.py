@@ -73,6 +73,8 @@ ARMS = {
 def main():
     args = _common.parser(__doc__.split("\n")[0], seeds=2, epochs=3, batch_size=128).parse_args()
     arms = _common.settle(args, tuple(ARMS), "alignment_ablation")
+    if args.attention_kwargs:
+        raise SystemExit("--attention-kwargs: the ablation sets the attention arguments per arm")
     config, data, evaluate, _ = language_model.prepare(args)
 
     def build(arm):

@@ -43,7 +43,8 @@ def main():
     variants = _common.settle(args, tuple(layers.VARIANTS), "language_model")
     config, data, evaluate, convert = prepare(args)
     results = experiments.compare_generators(
-        build, data, variants, range(args.seeds), args.out, config, evaluate, convert,
+        lambda variant: build(variant, args.attention_kwargs), data, variants, range(args.seeds), args.out, config,
+        evaluate, convert,
     )
     _common.generative_report(results, args.out, "perplexity", higher_is_better=False)
 
@@ -59,7 +60,10 @@ def prepare(args):
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, learning_rate_schedule="cosine",
         loss="token_crossentropy", verbose=1 if not args.quick else 2,
         title=f"IMDB language model, {VOCABULARY_SIZE} words, l = {SEQUENCE_LENGTH}, d = 64, 4 heads, 2 blocks",
-        record=dict(vocabulary_size=VOCABULARY_SIZE, sequence_length=SEQUENCE_LENGTH, test_reviews=TEST_REVIEWS),
+        record=dict(
+            vocabulary_size=VOCABULARY_SIZE, sequence_length=SEQUENCE_LENGTH, test_reviews=TEST_REVIEWS,
+            **_common.recorded(args),
+        ),
     )
     reviews, test_reviews = datasets.load_imdb_text(args.data_dir)
     reviews = [reviews[i] for i in np.random.RandomState(0).permutation(len(reviews))]

@@ -40,14 +40,14 @@ def main():
     config = experiments.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, loss="binary_crossentropy",
         validation_split=0.1, verbose=1 if not args.quick else 2, title="IMDB sentiment, l = d = 32, 4 heads",
-        record=dict(devices=devices, num_words=NUM_WORDS, sequence_length=SEQUENCE_LENGTH),
+        record=dict(devices=devices, num_words=NUM_WORDS, sequence_length=SEQUENCE_LENGTH, **_common.recorded(args)),
     )
     data = datasets.imdb_sequences(NUM_WORDS, SEQUENCE_LENGTH, args.data_dir)
     if args.quick:
         data = _common.subset(data, train=512, test=256)
 
     def build(variant):
-        return models.text_classifier(variant, NUM_WORDS, SEQUENCE_LENGTH)
+        return models.text_classifier(variant, NUM_WORDS, SEQUENCE_LENGTH, attention_kwargs=args.attention_kwargs)
 
     experiments.compare_variants(build, data, variants, range(args.seeds), args.out, config)
 

@@ -59,7 +59,7 @@ def main():
         record=dict(
             vocabulary_size=vocabulary_size, source_length=SOURCE_LENGTH, target_length=TARGET_LENGTH,
             width=WIDTH, heads=HEADS, feedforward=FEEDFORWARD, validation_pairs=VALIDATION_PAIRS,
-            curve_pairs=CURVE_PAIRS, bleu_sentences=BLEU_SENTENCES,
+            curve_pairs=CURVE_PAIRS, bleu_sentences=BLEU_SENTENCES, **_common.recorded(args),
         ),
     )
     train, validation, test = datasets.load_spa_eng(args.data_dir)
@@ -131,7 +131,7 @@ def main():
     def build(variant):
         return models.translator(
             variant, vocabulary_size, vocabulary_size, SOURCE_LENGTH, TARGET_LENGTH,
-            embedding_dim=WIDTH, num_heads=HEADS, intermediate_dim=FEEDFORWARD,
+            embedding_dim=WIDTH, num_heads=HEADS, intermediate_dim=FEEDFORWARD, attention_kwargs=args.attention_kwargs,
         )
 
     results = experiments.compare_generators(
