@@ -42,7 +42,7 @@ def main():
     paths = {}
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # untrained: agreement is not the point here
-        convert_module.check_full_integer = lambda tflite_bytes, allowed=(): None  # islands are the point
+        convert_module.check_full_integer = lambda tflite_bytes, allowed=(), model=None: None  # islands are the point
         for name, kept in FLOAT_SETS.items():
             tflite_convert.mlir_quantize = lambda data, kept=kept, **kwargs: quantize(
                 data, **dict(kwargs, denylisted_ops=list(kept) or None)
