@@ -100,6 +100,8 @@ class SuperAttention(BaseAttention):
         )
 
     def _check_length(self, length):
+        """`length`, checked against `max_length`; a run-time length comes
+        back tied to its check, so that nothing using it runs before."""
         message = (
             "The value sequence is longer than the alignment kernel of "
             f"SuperAttention allows: max_length={self.max_length}, "
@@ -114,11 +116,15 @@ class SuperAttention(BaseAttention):
             # `max_length`. keras.ops has no assertion, hence the TF op.
             import tensorflow as tf
 
-            tf.debugging.assert_less_equal(length, self.max_length, message=message)
+            check = tf.debugging.assert_less_equal(length, self.max_length, message=message)
+            # Without the dependency the slice of W_A may fail first, with
+            # TensorFlow's own message.
+            with tf.control_dependencies([check]):
+                return tf.identity(length)
+        return length
 
     def _form_values(self, value, source_mask, use_causal_mask):
-        length = _length(value)
-        self._check_length(length)
+        length = self._check_length(_length(value))
         if source_mask is not None:
             # Padding must never leak into real tokens through W_A.
             # A select, not a multiplication by the mask cast to float: the
