@@ -298,3 +298,20 @@ def test_masked_text_classifiers_convert_and_keep_their_accuracy(tmp_path, imdb_
         int8_accuracy = deploy.TFLiteModel(path).evaluate(x_test, y_test)
         # Measured: within 0.3 points of the float accuracy (0.75-0.77) on these 2,048 reviews.
         assert abs(int8_accuracy - accuracy) <= 0.01, (quantization, int8_accuracy, accuracy)
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class FloatGate(keras.layers.Layer):
+    """Casts a comparison to float: an op no int8 kernel computes."""
+
+    def call(self, x):
+        return x * keras.ops.cast(keras.ops.greater(x, 0.5), "float32")
+
+
+@on_tensorflow
+def test_a_custom_float_op_is_traced_to_its_layer(tmp_path):
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(FloatGate(name="gate")(inputs)))
+    calibration = np.random.default_rng(0).random((32, 8)).astype("float32")
+    with pytest.raises(ValueError, match=r"CAST \['BOOL', 'FLOAT32'\] in layer 'gate' \(FloatGate\).*Use keras.ops"):
+        deploy.convert(model, tmp_path / "m.tflite", representative_data=calibration, verbose=False)

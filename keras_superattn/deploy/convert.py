@@ -187,9 +187,9 @@ def check_full_integer(tflite_bytes, allowed=(), model=None):
             layers[layer.name] = layer
         origin = f" in layer {layer.name!r} ({type(layer).__name__})" if layer is not None else ""
         listed.append(f"#{op.index} {op.name} {sorted(op.types())}{origin}")
-    advice = [_REPLACEMENTS[type(layer)] for layer in layers.values() if type(layer) in _REPLACEMENTS]
-    if not layers:
-        advice = ["Use keras.ops rather than custom float code."]
+    advice = [_REPLACEMENTS[type(layer)] for layer in layers.values() if type(layer) in _REPLACEMENTS] or [
+        "Use keras.ops rather than custom float code."
+    ]
     raise ValueError(
         f"The integer conversion is not fully integer: these ops compute in float: {', '.join(listed)}. "
         + " ".join(dict.fromkeys(advice))
