@@ -52,8 +52,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         if self.sign * value > self.sign * self.best:
             self.best = float(value)
             save_model_atomically(self.model, self.path)
-            with open(self.state_path, "w") as f:
-                json.dump({"best": self.best}, f)
+            write_json_atomically({"best": self.best}, self.state_path)
 
     def on_train_end(self, logs=None):
         if os.path.exists(self.state_path):
@@ -76,10 +75,7 @@ class EpochScore(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         scores = read_scores(self.path)
         scores[str(epoch + 1)] = float(self.score(self.model))
-        partial = f"{self.path}.partial"
-        with open(partial, "w") as f:
-            json.dump(scores, f, indent=2)
-        os.replace(partial, self.path)
+        write_json_atomically(scores, self.path)
 
 
 def read_scores(path):
@@ -88,6 +84,14 @@ def read_scores(path):
         return {}
     with open(path) as f:
         return json.load(f)
+
+
+def write_json_atomically(value, path):
+    """Writes `value` as JSON to `path`, leaving either the old file or the new one."""
+    partial = f"{path}.partial"
+    with open(partial, "w") as f:
+        json.dump(value, f, indent=2)
+    os.replace(partial, path)
 
 
 def save_model_atomically(model, path):

@@ -19,6 +19,7 @@ from keras_superattn.generation import token_crossentropy
 from keras_superattn.layers.transformer_block import TransformerBlock
 from keras_superattn.training.callbacks import BestCheckpoint
 from keras_superattn.training.callbacks import EpochTimer
+from keras_superattn.training.callbacks import write_json_atomically
 from keras_superattn.training.reporting import markdown_table
 from keras_superattn.training.reporting import plot
 from keras_superattn.training.timing import interleaved_median_seconds
@@ -174,7 +175,7 @@ class _RunRecord:
                     f"The runs recorded in {self.directory} were trained with another config; resume them with "
                     f"that config or choose another `out_dir`. Recorded: {recorded}, received: {wanted}"
                 )
-        _write_json_atomically(wanted, settings)
+        write_json_atomically(wanted, settings)
 
     def __call__(self, variant, seed, train):
         """The record of run (variant, seed): read, or made by `train(variant, seed)` and written."""
@@ -184,7 +185,7 @@ class _RunRecord:
             with open(path) as f:
                 return json.load(f)
         run = train(variant, seed)
-        _write_json_atomically(run, path)
+        write_json_atomically(run, path)
         return run
 
 
@@ -373,11 +374,5 @@ def _mean_and_std(runs):
 
 
 def _write_json(results, out_dir):
-    _write_json_atomically(results, os.path.join(out_dir, "results.json"))
+    write_json_atomically(results, os.path.join(out_dir, "results.json"))
 
-
-def _write_json_atomically(value, path):
-    partial = f"{path}.partial"
-    with open(partial, "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(partial, path)
