@@ -107,3 +107,41 @@ def test_token_crossentropy_trains_a_model():
     model.compile(keras.optimizers.Adam(0.05), generation.token_crossentropy)
     history = model.fit(ids, (ids + 1) % VOCABULARY, epochs=30, verbose=0)
     assert history.history["loss"][-1] < 0.1 * history.history["loss"][0]
+
+
+def test_top_k_and_top_p_keep_only_the_likely_tokens():
+    probabilities = np.array([[0.5, 0.3, 0.15, 0.05]] * 400)
+    logits = np.log(probabilities)
+
+    def constant(prompt, cache, index):
+        return logits[: len(prompt)], None, cache
+
+    prompt = np.zeros((400, 2), "int32")
+    top_2 = generation.TopKSampler(2, seed=0)(constant, prompt)[:, 1]
+    assert set(top_2) == {0, 1} and abs(np.mean(top_2 == 0) - 0.5 / 0.8) < 0.06
+    nucleus = generation.TopPSampler(0.7, seed=0)(constant, prompt)[:, 1]  # 0.5 + 0.3 cross 0.7
+    assert set(nucleus) == {0, 1}
+    assert set(generation.TopPSampler(0.5, seed=0)(constant, prompt)[:, 1]) == {0}
+    everything = generation.RandomSampler(seed=0)(constant, prompt)[:, 1]
+    assert set(everything) == {0, 1, 2, 3}
+    hot = generation.RandomSampler(temperature=100.0, seed=0)(constant, prompt)[:, 1]
+    assert np.mean(hot == 3) > 0.15  # near uniform
+
+
+def test_sampler_keeps_each_prompt_and_fills_the_rest():
+    prompt = np.array([[1, 0, 0, 0, 0, 0], [1, 3, 4, 0, 0, 0]], "int32")
+    ids = generation.GreedySampler()(generation.full_sequence_next(counting_model), prompt, mask=prompt != 0)
+    np.testing.assert_array_equal(ids, [[1, 2, 3, 4, 5, 6], [1, 3, 4, 5, 6, 0]])
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: generation.TopKSampler(0), r"`k` must be an int >= 1. Received: k=0"),
+        (lambda: generation.TopPSampler(1.5), r"`p` must be in \(0, 1\]. Received: p=1.5"),
+        (lambda: generation.RandomSampler(temperature=0), r"`temperature` must be > 0. Received: temperature=0"),
+    ],
+)
+def test_sampler_arguments_are_checked(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -69,10 +69,23 @@ class BaseAttention(keras.layers.Layer):
         return_attention_scores: bool. Also return the attention weights.
         training: bool. Whether dropout is active.
         use_causal_mask: bool. Forbid each position to attend to later ones.
+        cache: optional tensor `(B, cache_streams, S, d)` of keys and values
+            computed earlier, for decoding one token at a time (keras-hub's
+            convention): stream 0 holds the keys, stream -1 the values
+            (`cache_streams` says how many a variant needs). Keys and values
+            then come from one input: `key` must not be given, and
+            `value_mask` / `key_mask` cover the `S` cached positions.
+        cache_update_index: optional int or scalar tensor. With a `cache`,
+            the position of the query's first token: the keys and values of
+            the `value` input (the query when not given) are written there,
+            and a causal mask lets query row `i` see positions up to
+            `cache_update_index + i`. None uses the cache as it is, e.g. the
+            keys and values of an encoder sequence in cross-attention.
 
     Returns:
         A tensor of the query's shape, and with `return_attention_scores=True`
-        also the attention weights of shape `(B, num_heads, l, s)`.
+        also the attention weights of shape `(B, num_heads, l, s)`. With a
+        `cache`, the pair `(output, updated cache)`.
     """
 
     projects_key = True
@@ -138,6 +151,28 @@ class BaseAttention(keras.layers.Layer):
         layer.build(input_shape)
         return layer
 
+    @property
+    def cache_streams(self):
+        """Tensors of width `d` that a cache keeps per token: keys and values,
+        or one when both are the input itself (Efficient Attention)."""
+        return 2 if self.projects_key or self.projects_value else 1
+
+    def empty_cache(self, batch_size, length):
+        """A zero cache `(batch_size, cache_streams, length, d)` to fill."""
+        width = self.num_heads * self.head_dim
+        return ops.zeros((batch_size, self.cache_streams, length, width), self.compute_dtype)
+
+    def _update_cache(self, value, source_mask, cache, index, use_causal_mask):
+        """Writes the keys and values of the `value` tokens at position
+        `index` of `cache (B, n, S, d)`; `source_mask` is the `(B, S)` mask of
+        the cached positions, or None."""
+        keys = self.key_dense(value) if self.key_dense else value  # (B, l, d)
+        if self.cache_streams == 1:
+            entries = keys[:, None]  # (B, 1, l, d)
+        else:
+            entries = ops.stack([keys, self._form_values(value, None, use_causal_mask)], axis=1)  # (B, 2, l, d)
+        return ops.slice_update(cache, (0, 0, index, 0), ops.cast(entries, cache.dtype))
+
     def _form_values(self, value, source_mask, use_causal_mask):
         """Maps the value input `(B, s, d)` to the values before the split.
 
@@ -158,30 +193,44 @@ class BaseAttention(keras.layers.Layer):
         return_attention_scores=False,
         training=None,
         use_causal_mask=False,
+        cache=None,
+        cache_update_index=None,
     ):
         self_attention = value is None
         value = query if self_attention else value
+        if cache is not None:
+            _check_cache(self, cache, key, return_attention_scores)
         key = value if key is None else key
         query_mask = get_keras_mask(query) if query_mask is None else query_mask
-        if value_mask is None:
+        if value_mask is None and cache is None:
             value_mask = query_mask if self_attention else get_keras_mask(value)
         if key_mask is None and key is not value:
             key_mask = get_keras_mask(key)
-        _check_masks(query, value, query_mask, value_mask, key_mask, attention_mask)
+        source_length = _length(value) if cache is None else _length(cache, axis=2)
+        _check_masks(query, source_length, query_mask, value_mask, key_mask, attention_mask)
+        offset = 0 if cache_update_index is None else cache_update_index
         mask = _combine_masks(
-            query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask
+            query, source_length, query_mask, value_mask, key_mask, attention_mask, use_causal_mask, offset
         )  # (B | 1, l, s) or None
+        source_mask = _and_masks(value_mask, key_mask)  # (B, s) or None
 
         q = self._split_heads(self.query_dense(query))  # (B, l, h, d_k)
-        k = self._split_heads(self.key_dense(key) if self.key_dense else key)  # (B, s, h, d_k)
-        source_mask = _and_masks(value_mask, key_mask)  # (B, s) or None
-        v = self._split_heads(self._form_values(value, source_mask, use_causal_mask))  # (B, s, h, d_k)
+        if cache is None:
+            k = self._split_heads(self.key_dense(key) if self.key_dense else key)  # (B, s, h, d_k)
+            v = self._split_heads(self._form_values(value, source_mask, use_causal_mask))  # (B, s, h, d_k)
+        else:
+            if cache_update_index is not None:
+                cache = self._update_cache(value, source_mask, cache, cache_update_index, use_causal_mask)
+            k = self._split_heads(cache[:, 0])  # (B, S, h, d_k)
+            v = self._split_heads(cache[:, -1])  # (B, S, h, d_k)
         heads, weights = self._attend(q, k, v, mask, training, return_attention_scores)
         output = self.output_dense(
             ops.reshape(heads, (-1, _length(heads), self.num_heads * self.head_dim))
         )  # (B, l, d)
         if query_mask is not None:
             set_keras_mask(output, query_mask)
+        if cache is not None:
+            return output, cache
         return (output, weights) if return_attention_scores else output
 
     def _split_heads(self, x):
@@ -215,14 +264,19 @@ class BaseAttention(keras.layers.Layer):
         return tuple(query_shape)
 
     def compute_output_spec(
-        self, query, value=None, key=None, return_attention_scores=False, **kwargs
+        self, query, value=None, key=None, return_attention_scores=False, cache=None, **kwargs
     ):
         value = query if value is None else value
+        if cache is not None:
+            _check_cache(self, cache, key, return_attention_scores)
         key = value if key is None else key
         _check_shapes(self.num_heads, query.shape, value.shape, key.shape)
         masks = ("query_mask", "value_mask", "key_mask", "attention_mask")
-        _check_masks(query, value, *(kwargs.get(name) for name in masks))
+        source_length = value.shape[1] if cache is None else cache.shape[2]
+        _check_masks(query, source_length, *(kwargs.get(name) for name in masks))
         output = keras.KerasTensor(query.shape, dtype=self.compute_dtype)
+        if cache is not None:
+            return output, keras.KerasTensor(cache.shape, dtype=cache.dtype)
         if not return_attention_scores:
             return output
         weights_shape = (query.shape[0], self.num_heads, query.shape[1], value.shape[1])
@@ -247,9 +301,9 @@ class BaseAttention(keras.layers.Layer):
         return config
 
 
-def _length(x):
+def _length(x, axis=1):
     """The sequence length of `x`: a Python int when static, else a scalar tensor."""
-    return x.shape[1] if x.shape[1] is not None else ops.shape(x)[1]
+    return x.shape[axis] if x.shape[axis] is not None else ops.shape(x)[axis]
 
 
 def _check_shapes(num_heads, query_shape, value_shape, key_shape):
@@ -280,8 +334,25 @@ def _check_shapes(num_heads, query_shape, value_shape, key_shape):
     return width
 
 
-def _check_masks(query, value, query_mask, value_mask, key_mask, attention_mask):
-    batch, length, source_length = query.shape[0], query.shape[1], value.shape[1]
+def _check_cache(layer, cache, key, return_attention_scores):
+    width = layer.num_heads * layer.head_dim
+    expected = (None, layer.cache_streams, None, width)
+    if len(cache.shape) != 4 or not _fits(tuple(cache.shape), expected):
+        raise ValueError(
+            f"Argument `cache` of {type(layer).__name__} must have shape (batch, cache_streams, length, d) = "
+            f"{expected} (None: any size). Received: cache.shape={tuple(cache.shape)}"
+        )
+    if key is not None:
+        raise ValueError("With a `cache`, keys and values come from one input: `key` must be None. Received a `key`")
+    if return_attention_scores:
+        raise ValueError("`return_attention_scores=True` is not supported with a `cache`.")
+
+
+def _check_masks(query, source_length, query_mask, value_mask, key_mask, attention_mask):
+    """Validates the masks against the query and the `source_length` keys
+    (a Python int or None when unknown)."""
+    batch, length = query.shape[0], query.shape[1]
+    source_length = source_length if isinstance(source_length, int) else None
     for name, mask, shape in (
         ("query_mask", query_mask, (batch, length)),
         ("value_mask", value_mask, (batch, source_length)),
@@ -324,8 +395,9 @@ def _and_masks(*masks):
     return combined
 
 
-def _combine_masks(query, value, query_mask, value_mask, key_mask, attention_mask, causal):
-    """ANDs every mask into one boolean `(B | 1, l, s)` mask, or returns None."""
+def _combine_masks(query, source_length, query_mask, value_mask, key_mask, attention_mask, causal, offset=0):
+    """ANDs every mask into one boolean `(B | 1, l, s)` mask, or returns None.
+    Causally, query row `i` is position `offset + i` of the keys."""
     parts = []
     if query_mask is not None:
         parts.append(ops.cast(query_mask, "bool")[:, :, None])  # (B, l, 1)
@@ -338,7 +410,7 @@ def _combine_masks(query, value, query_mask, value_mask, key_mask, attention_mas
             attention_mask = attention_mask[None]
         parts.append(attention_mask)  # (B | 1, l, s)
     if causal:
-        rows = ops.arange(_length(query))[:, None]
-        columns = ops.arange(_length(value))[None, :]
+        rows = ops.arange(_length(query))[:, None] + offset
+        columns = ops.arange(source_length)[None, :]
         parts.append(ops.greater_equal(rows, columns)[None])  # (1, l, s)
     return _and_masks(*parts)

@@ -21,6 +21,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     Call arguments:
         inputs: integer tensor of shape `(B, l)`, `l <= sequence_length`.
+        start_index: int or scalar tensor. Position of the first token, e.g.
+            the step of a cached decoder that embeds one token at a time.
 
     Returns:
         A tensor of shape `(B, l, embedding_dim)`.
@@ -70,13 +72,13 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             initializer=clone_initializer(self.embeddings_initializer),
         )
 
-    def call(self, inputs):
+    def call(self, inputs, start_index=0):
         tokens = self.token_embedding(inputs)  # (B, l, d)
         length = inputs.shape[-1]
         positions = ops.cast(self.position_embedding, tokens.dtype)  # (L, d)
-        if length != self.sequence_length:
+        if length != self.sequence_length or not isinstance(start_index, int) or start_index:
             length = ops.shape(inputs)[-1] if length is None else length
-            positions = ops.slice(positions, (0, 0), (length, self.embedding_dim))
+            positions = ops.slice(positions, (start_index, 0), (length, self.embedding_dim))  # (l, d)
         return tokens + positions
 
     def compute_mask(self, inputs, mask=None):

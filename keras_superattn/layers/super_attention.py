@@ -58,6 +58,8 @@ class SuperAttention(BaseAttention):
 
     projects_key = False
     projects_value = False
+    # A cache keeps the input X (the keys) and the mixed values W_A X.
+    cache_streams = 2
     # Causally only tril(W_A) is used: of a random kernel, each value row then
     # starts as a random mix of the earlier tokens, and the gap to SDPA grew
     # with training; starting as Efficient Attention closed it
@@ -123,18 +125,27 @@ class SuperAttention(BaseAttention):
                 return tf.identity(length)
         return length
 
-    def _form_values(self, value, source_mask, use_causal_mask):
-        length = self._check_length(_length(value))
-        if source_mask is not None:
-            # Padding must never leak into real tokens through W_A.
-            # A select, not a multiplication by the mask cast to float: the
-            # cast would be a float op in an int8 file.
-            value = ops.where(source_mask[:, :, None], value, ops.zeros_like(value))  # (B, s, d)
-        kernel = ops.cast(self.alignment, value.dtype)  # (L, L)
+    def _update_cache(self, value, source_mask, cache, index, use_causal_mask):
+        inputs = ops.slice_update(cache[:, 0], (0, index, 0), ops.cast(value, cache.dtype))  # (B, S, d)
+        length = _length(inputs)
+        # Row `index + i` of W_A mixes the cached inputs; causally the rows
+        # of tril(W_A) see no later token, so earlier rows stay valid.
+        rows = ops.slice(self._kernel(length, use_causal_mask, cache.dtype), (index, 0), (_length(value), length))
+        mixed = ops.matmul(rows, _without_padding(inputs, source_mask))  # (B, l, d)
+        values = ops.slice_update(cache[:, 1], (0, index, 0), mixed)  # (B, S, d)
+        return ops.stack([inputs, values], axis=1)  # (B, 2, S, d)
+
+    def _kernel(self, length, use_causal_mask, dtype):
+        """W_A for a sequence of `length`: `(length, length)`, tril causally."""
+        length = self._check_length(length)
+        kernel = ops.cast(self.alignment, dtype)  # (L, L)
         if not isinstance(length, int) or length != self.max_length:
             kernel = ops.slice(kernel, (0, 0), (length, length))  # (s, s)
-        if use_causal_mask:
-            kernel = ops.tril(kernel)
+        return ops.tril(kernel) if use_causal_mask else kernel
+
+    def _form_values(self, value, source_mask, use_causal_mask):
+        value = _without_padding(value, source_mask)  # (B, s, d)
+        kernel = self._kernel(_length(value), use_causal_mask, value.dtype)  # (s, s)
         # W_A X as X^T W_A^T: with the weight on the right the TFLite
         # converter makes it a FULLY_CONNECTED, which XNNPACK runs in int8,
         # instead of a BATCH_MATMUL, which it does not (BENCHMARKS.md, "Edge
@@ -142,9 +153,9 @@ class SuperAttention(BaseAttention):
         mixed = ops.matmul(ops.transpose(value, (0, 2, 1)), ops.transpose(kernel))  # (B, d, s)
         return ops.transpose(mixed, (0, 2, 1))  # (B, s, d)
 
-    def compute_output_spec(self, query, value=None, key=None, **kwargs):
-        self._check_length((query if value is None else value).shape[1])
-        return super().compute_output_spec(query, value, key, **kwargs)
+    def compute_output_spec(self, query, value=None, key=None, cache=None, **kwargs):
+        self._check_length((query if value is None else value).shape[1] if cache is None else cache.shape[2])
+        return super().compute_output_spec(query, value, key, cache=cache, **kwargs)
 
     def get_config(self):
         config = super().get_config()
@@ -163,3 +174,13 @@ class SuperAttention(BaseAttention):
             }
         )
         return config
+
+
+def _without_padding(value, source_mask):
+    """`value (B, s, d)` with its padded positions zeroed: padding must never
+    leak into real tokens through W_A."""
+    if source_mask is None:
+        return value
+    # A select, not a multiplication by the mask cast to float: the cast
+    # would be a float op in an int8 file.
+    return ops.where(source_mask[:, :, None], value, ops.zeros_like(value))

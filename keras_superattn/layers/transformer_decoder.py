@@ -3,6 +3,7 @@
 import keras
 
 from keras_superattn._keras_compat import get_keras_mask
+from keras_superattn.layers.base_attention import BaseAttention
 from keras_superattn.layers.registry import attention_factory
 from keras_superattn.layers.registry import attention_name
 from keras_superattn.layers.transformer_block import TransformerBlock
@@ -56,10 +57,29 @@ class TransformerDecoder(TransformerBlock):
             tokens; the Keras mask of `decoder_sequence` when not given.
         encoder_padding_mask: optional boolean `(B, s)`; the Keras mask of
             `encoder_sequence` when not given.
+        self_attention_cache: optional tensor `(B, n, T, d)`, the keys and
+            values of the self-attention (see `BaseAttention`'s `cache`;
+            `n` is its `cache_streams`), for decoding token by token as
+            keras-hub's `TransformerDecoder`. `decoder_sequence` is then the
+            tokens from `self_attention_cache_update_index` on; earlier
+            positions come from the cache, whose padding is not masked
+            (generation pads only after the real tokens, which the causal
+            mask hides).
+        self_attention_cache_update_index: int or scalar tensor, the position
+            of the first token of `decoder_sequence`; its keys and values are
+            written there.
+        cross_attention_cache: optional tensor `(B, n, s, d)` of the keys
+            and values of the encoder sequence; with it `encoder_sequence`
+            may be None. `encoder_padding_mask` must then be given.
+        cross_attention_cache_update_index: None to use the cross-attention
+            cache as it is, 0 to fill it from `encoder_sequence`.
         training: bool. Whether dropout is active.
 
     Returns:
-        A tensor of the shape of `decoder_sequence`.
+        A tensor of the shape of `decoder_sequence`. With a
+        `self_attention_cache`, the tuple `(output, self_attention_cache)`,
+        or `(output, self_attention_cache, cross_attention_cache)` in a block
+        with cross-attention.
 
     Example:
 
@@ -108,34 +128,70 @@ class TransformerDecoder(TransformerBlock):
         encoder_sequence=None,
         decoder_padding_mask=None,
         encoder_padding_mask=None,
+        self_attention_cache=None,
+        self_attention_cache_update_index=None,
+        cross_attention_cache=None,
+        cross_attention_cache_update_index=None,
         training=None,
     ):
         has_cross_attention = self.cross_attention_layer is not None
-        if has_cross_attention != (encoder_sequence is not None):
+        has_encoder = encoder_sequence is not None or cross_attention_cache is not None
+        if has_cross_attention != has_encoder:
             raise ValueError(
-                "TransformerDecoder must be called with `encoder_sequence` exactly when it was built with one "
-                f"(it was built {'with' if has_cross_attention else 'without'} one). Received: "
-                f"encoder_sequence={'None' if encoder_sequence is None else 'a tensor'}"
+                "TransformerDecoder must be called with `encoder_sequence` (or a `cross_attention_cache`) exactly "
+                f"when it was built with one (it was built {'with' if has_cross_attention else 'without'} one). "
+                f"Received: encoder_sequence={'None' if encoder_sequence is None else 'a tensor'}"
+            )
+        cached = self_attention_cache is not None
+        if cross_attention_cache is not None and not cached:
+            raise ValueError(
+                "A `cross_attention_cache` needs a `self_attention_cache`: cached decoding caches both. "
+                "Received: self_attention_cache=None"
+            )
+        if cached:
+            self._check_cacheable(self.self_attention_layer, "attention")
+        if cached and self_attention_cache_update_index is None:
+            raise ValueError(
+                "Argument `self_attention_cache_update_index` must be given with a `self_attention_cache`: the "
+                "position of the first token of `decoder_sequence`. Received: None"
             )
         if decoder_padding_mask is None:
             decoder_padding_mask = get_keras_mask(decoder_sequence)
         x = decoder_sequence
         y = self._sublayer_input(x, self.self_attention_norm)  # (B, l, d)
         y = self.self_attention_layer(
-            y, y, query_mask=decoder_padding_mask, value_mask=decoder_padding_mask,
+            y, y, query_mask=decoder_padding_mask, value_mask=None if cached else decoder_padding_mask,
             use_causal_mask=True, training=training,
+            **_cache_arguments(self_attention_cache, self_attention_cache_update_index),
         )
+        if cached:
+            y, self_attention_cache = y
         x = self._add_residual(x, y, self.self_attention_norm, training)
         if has_cross_attention:
-            if encoder_padding_mask is None:
+            if encoder_padding_mask is None and encoder_sequence is not None:
                 encoder_padding_mask = get_keras_mask(encoder_sequence)
             y = self._sublayer_input(x, self.cross_attention_norm)  # (B, l, d)
+            if cross_attention_cache is not None:
+                self._check_cacheable(self.cross_attention_layer, "cross_attention")
             y = self.cross_attention_layer(
                 y, encoder_sequence, query_mask=decoder_padding_mask, value_mask=encoder_padding_mask,
-                training=training,
+                training=training, **_cache_arguments(cross_attention_cache, cross_attention_cache_update_index),
             )
+            if cross_attention_cache is not None:
+                y, cross_attention_cache = y
             x = self._add_residual(x, y, self.cross_attention_norm, training)
-        return self._feedforward(x, training)
+        x = self._feedforward(x, training)
+        if not cached:
+            return x
+        return (x, self_attention_cache, cross_attention_cache) if has_cross_attention else (x, self_attention_cache)
+
+    @staticmethod
+    def _check_cacheable(layer, argument):
+        if not isinstance(layer, BaseAttention):
+            raise ValueError(
+                "Cached decoding needs attention layers that take a `cache` (the package's variants). Received: "
+                f"a {type(layer).__name__} as `{argument}`"
+            )
 
     def compute_output_shape(self, decoder_sequence_shape, encoder_sequence_shape=None):
         return tuple(decoder_sequence_shape)
@@ -144,3 +200,7 @@ class TransformerDecoder(TransformerBlock):
         config = super().get_config()
         config["cross_attention"] = attention_name(self.cross_attention)
         return config
+
+
+def _cache_arguments(cache, index):
+    return {} if cache is None else {"cache": cache, "cache_update_index": index}

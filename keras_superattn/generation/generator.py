@@ -1,0 +1,159 @@
+"""Cached, token-by-token generation with the package's generative models."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_superattn.generation.samplers import GreedySampler
+from keras_superattn.layers import BaseAttention
+from keras_superattn.layers import TransformerDecoder
+
+
+class Generator:
+    """Generates with a `models.language_model` or `models.translator`
+    (built, trained or loaded from its `.keras` file), one token per step.
+
+    Each decoder block keeps a cache of its self-attention's keys and values
+    (and, in a translator, of its cross-attention's over the source), so a
+    step runs the blocks on one position instead of the whole sequence. A
+    variant's cache holds only what its maths needs, per token and block:
+    Standard `X W_K, X W_V`, Optimized `X W_K, X`, Super `X, W_A X` (each
+    `2 d` numbers), Efficient `X` (`d`). The methods follow keras-hub's
+    `CausalLM`: `build_cache` (the prefill), `call_with_cache` and `next`,
+    the callable its samplers take.
+
+    The cache is a dict of tensors:
+    - `"self"`: `(B, num_layers, n, T, d)`, `n` the self-attention's
+      `cache_streams`, `T` the model's sequence length;
+    - translators only: `"cross"`: `(B, num_layers, n, S, d)` of the
+      encoded source, computed once, and `"source_mask"`: `(B, S)`.
+
+    Args:
+        model: the generative model.
+
+    Example:
+
+    ```python
+    model = models.language_model("super", vocabulary_size=100, sequence_length=16)
+    prompt = np.zeros((2, 16), "int32")
+    prompt[0, :3], prompt[1, :5] = [5, 6, 7], [8, 9, 10, 11, 12]
+    ids = Generator(model).generate(prompt, sampler=TopPSampler(0.9, seed=0))
+    ```
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.decoders = [layer for layer in model.layers if isinstance(layer, TransformerDecoder)]
+        names = {layer.name for layer in model.layers}
+        self.is_translator = "source_embedding" in names
+        expected = {"final_norm", "logits", "target_embedding" if self.is_translator else "embedding"}
+        if not self.decoders or not expected <= names:
+            raise ValueError(
+                "Argument `model` must be a model of `models.language_model` or `models.translator`, with "
+                f"TransformerDecoder blocks and the layers {sorted(expected)}. Received: a model with the layers "
+                f"{[layer.name for layer in model.layers]}"
+            )
+        for decoder in self.decoders:
+            for layer in decoder.attention_layers:
+                if not isinstance(layer, BaseAttention):
+                    raise ValueError(
+                        "Cached generation needs attention layers that take a `cache` (the package's variants). "
+                        f"Received: a model with a {type(layer).__name__} in {decoder.name}"
+                    )
+        self.embedding = model.get_layer("target_embedding" if self.is_translator else "embedding")
+        self.final_norm = model.get_layer("final_norm")
+        self.logits_layer = model.get_layer("logits")
+        self.sequence_length = self.embedding.sequence_length
+        if self.is_translator:
+            source = model.get_layer("source_embedding")
+            self.encoder = keras.Model(source.input, model.get_layer("encoder_norm").output)
+
+    def build_cache(self, token_ids, source=None):
+        """The prefill: runs `token_ids (B, T)` (padded to the model's length)
+        and fills a cache for every position. A translator also needs its
+        `source` ids `(B, S)`. Returns `(logits (B, T, V), hidden_states
+        (B, T, d), cache)`; positions after a prompt are overwritten later."""
+        if self.is_translator != (source is not None):
+            raise ValueError(
+                f"Argument `source` must be given exactly for a translator (this model is "
+                f"{'a translator' if self.is_translator else 'a language model'}). Received: "
+                f"source={'None' if source is None else 'ids'}"
+            )
+        token_ids = ops.convert_to_tensor(token_ids, "int32")
+        batch = ops.shape(token_ids)[0]
+        cache = {"self": self._empty(batch, "self_attention_layer", self.sequence_length)}
+        encoded = None
+        if self.is_translator:
+            source = ops.convert_to_tensor(source, "int32")
+            encoded = self.encoder(source, training=False)  # (B, S, d)
+            cache["cross"] = self._empty(batch, "cross_attention_layer", ops.shape(source)[1])
+            cache["source_mask"] = ops.not_equal(source, 0)
+        return self._run(token_ids, cache, 0, encoded)
+
+    def call_with_cache(self, token_ids, cache, cache_update_index):
+        """Runs `token_ids (B, l)` at positions `cache_update_index...` over
+        the cache. Returns `(logits (B, l, V), hidden_states (B, l, d),
+        updated cache)`."""
+        return self._run(ops.convert_to_tensor(token_ids, "int32"), cache, cache_update_index, None)
+
+    def next(self, prompt, cache, index):
+        """keras-hub's sampler callable: the logits `(B, V)` of the token at
+        `index`, from the token before it and the cache."""
+        batch = ops.shape(prompt)[0]
+        previous = ops.slice(ops.convert_to_tensor(prompt, "int32"), (0, index - 1), (batch, 1))  # (B, 1)
+        logits, hidden_states, cache = self.call_with_cache(previous, cache, index - 1)
+        return logits[:, 0], hidden_states[:, 0], cache
+
+    def generate(self, prompt, padding_mask=None, source=None, sampler=None, stop_token_ids=None):
+        """Completes each prompt to the model's sequence length.
+
+        Args:
+            prompt: int `(B, T)`, each row's prompt followed by padding (0).
+            padding_mask: optional bool `(B, T)`, True for prompt tokens;
+                default: the non-zero ids. Rows may differ in length.
+            source: the source ids `(B, S)` of a translator.
+            sampler: a `Sampler`; default `GreedySampler()`.
+            stop_token_ids: optional ids that end a row (padding after).
+
+        Returns:
+            The int32 NumPy array `(B, T)`.
+        """
+        prompt = np.asarray(ops.convert_to_numpy(prompt), np.int32)
+        if prompt.ndim != 2 or prompt.shape[1] != self.sequence_length:
+            raise ValueError(
+                f"Argument `prompt` must have shape (batch, {self.sequence_length}), the model's sequence length. "
+                f"Received: prompt.shape={prompt.shape}"
+            )
+        mask = prompt != 0 if padding_mask is None else np.asarray(ops.convert_to_numpy(padding_mask), bool)
+        lengths = mask.sum(axis=1)
+        if lengths.min() < 1:
+            raise ValueError("Every row of `prompt` needs at least one token (e.g. the start token).")
+        _, hidden_states, cache = self.build_cache(prompt, source)
+        sampler = GreedySampler() if sampler is None else sampler
+        return sampler(
+            self.next, prompt, cache, int(lengths.min()), mask=mask, stop_token_ids=stop_token_ids,
+            hidden_states=hidden_states, model=self,
+        )
+
+    def _empty(self, batch, attention, length):
+        caches = [getattr(decoder, attention).empty_cache(batch, length) for decoder in self.decoders]
+        return ops.stack(caches, axis=1)  # (B, num_layers, n, length, d)
+
+    def _run(self, token_ids, cache, index, encoded):
+        x = self.embedding(token_ids, start_index=index, training=False)  # (B, l, d)
+        self_caches, cross_caches = [], []
+        for layer, decoder in enumerate(self.decoders):
+            caches = dict(self_attention_cache=cache["self"][:, layer], self_attention_cache_update_index=index)
+            if self.is_translator:
+                caches.update(
+                    encoder_padding_mask=cache["source_mask"], cross_attention_cache=cache["cross"][:, layer],
+                    cross_attention_cache_update_index=None if encoded is None else 0,
+                )
+            x, *updated = decoder(x, encoded, training=False, **caches)
+            self_caches.append(updated[0])
+            cross_caches.extend(updated[1:])
+        cache = {**cache, "self": ops.stack(self_caches, axis=1)}
+        if cross_caches:
+            cache["cross"] = ops.stack(cross_caches, axis=1)
+        hidden_states = self.final_norm(x)  # (B, l, d)
+        return self.logits_layer(hidden_states), hidden_states, cache
