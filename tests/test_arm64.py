@@ -114,3 +114,39 @@ def test_int8_xnnpack_file_matches_x86_on_arm64(emulator, data_dir, tmp_path):
     steps = np.abs(arm - ref)
     assert steps.max() <= MAX_STEPS and np.mean(steps <= CLOSE_STEPS) >= CLOSE_SHARE, steps.max()
     np.testing.assert_array_equal(arm.argmax(-1), ref.argmax(-1))
+
+
+def test_cached_generator_file_matches_x86_on_arm64(emulator, tmp_path):
+    # Both signatures of a cached int8 language model (briefly trained on
+    # counting), the decoding step at several positions from real caches.
+    from keras_superattn import models
+    from keras_superattn.deploy import cached
+    from tests.test_deploy_generation import VOCABULARY
+    from tests.test_deploy_generation import counting_sequences
+    from tests.test_deploy_generation import trained
+
+    sequences = counting_sequences(np.random.default_rng(0), 512)
+    inputs = sequences[:, :-1]
+    model = trained(models.language_model("super", VOCABULARY, inputs.shape[1], embedding_dim=32), inputs,
+                    sequences[:, 1:])
+    path = str(tmp_path / "cached_int8.tflite")
+    cached.convert_generator(model, path, representative_data=inputs[:64], verbose=False)
+    generator = cached.TFLiteGenerator(path)
+    decode = {"token": [], "index": []}
+    for row in inputs[300 : 300 + SAMPLES // 4]:
+        caches = generator.prefill(tokens=row[None])
+        caches.pop("logits")
+        for position in (1, 4, len(row) - 1):
+            decode["token"].append(row[None, position : position + 1])
+            decode["index"].append(position)
+            for name, cache in caches.items():
+                decode.setdefault(name, []).append(cache)
+    decode = {name: np.array(values, np.int32) if name == "index" else np.stack(values) for name, values in
+              decode.items()}
+    jobs = {(path, "prefill", "logits"): {"tokens": inputs[300 : 300 + SAMPLES, None]},
+            (path, "decode", "logits"): decode}
+    arm, ref = arm64.run_on_arm64(jobs, emulator), arm64.run_on_host(jobs)
+    for job in jobs:
+        steps = np.abs(arm[job].astype(int) - ref[job].astype(int))
+        assert steps.max() <= MAX_STEPS and np.mean(steps <= CLOSE_STEPS) >= CLOSE_SHARE, (job, steps.max())
+        np.testing.assert_array_equal(arm[job].argmax(-1), ref[job].argmax(-1))

@@ -1,5 +1,8 @@
 """Keras model -> int8 .tflite, run with LiteRT, checked for phones and Coral."""
 
+from keras_superattn.deploy.cached import CachedConversion
+from keras_superattn.deploy.cached import TFLiteGenerator
+from keras_superattn.deploy.cached import convert_generator
 from keras_superattn.deploy.convert import QUANTIZATIONS
 from keras_superattn.deploy.convert import check_full_integer
 from keras_superattn.deploy.convert import convert
@@ -8,4 +11,15 @@ from keras_superattn.deploy.inspection import format_report
 from keras_superattn.deploy.inspection import inspect
 from keras_superattn.deploy.runtime import TFLiteModel
 
-__all__ = ["QUANTIZATIONS", "TFLiteModel", "check_full_integer", "convert", "decode_greedy", "format_report", "inspect"]
+__all__ = [
+    "QUANTIZATIONS",
+    "CachedConversion",
+    "TFLiteGenerator",
+    "TFLiteModel",
+    "check_full_integer",
+    "convert",
+    "convert_generator",
+    "decode_greedy",
+    "format_report",
+    "inspect",
+]

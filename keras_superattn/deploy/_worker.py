@@ -20,8 +20,17 @@ import numpy as np
 ARRAYS = ("representative_data", "validation_data")
 
 
-def convert_in_tensorflow(model, output_path, **arguments):
+def _functions():
+    """`{name: (conversion function, its result class)}`."""
+    from keras_superattn.deploy.cached import CachedConversion
+    from keras_superattn.deploy.cached import convert_generator
     from keras_superattn.deploy.convert import Conversion
+    from keras_superattn.deploy.convert import convert
+
+    return {"convert": (convert, Conversion), "convert_generator": (convert_generator, CachedConversion)}
+
+
+def convert_in_tensorflow(model, output_path, function="convert", **arguments):
     from keras_superattn.deploy.convert import warn_if_disagreeing
 
     with tempfile.TemporaryDirectory() as folder:
@@ -29,9 +38,9 @@ def convert_in_tensorflow(model, output_path, **arguments):
             path = os.path.join(folder, "model.keras")
             model.save(path)
             model = path
-        request = dict(arguments, model=os.fspath(model), output_path=os.fspath(output_path))
+        request = dict(arguments, model=os.fspath(model), output_path=os.fspath(output_path), function=function)
         for name in ARRAYS:
-            if request[name] is not None:
+            if request.get(name) is not None:
                 # A dict of arrays (a model with several inputs) as an .npz.
                 data = arguments[name]
                 request[name] = os.path.join(folder, f"{name}.{'npz' if isinstance(data, dict) else 'npy'}")
@@ -50,18 +59,18 @@ def convert_in_tensorflow(model, output_path, **arguments):
         if run.returncode != 0:
             raise ValueError(f"Conversion in the TensorFlow subprocess failed:\n{run.stderr.strip()}")
         with open(result_path) as f:
-            conversion = Conversion(**json.load(f))
-    warn_if_disagreeing(conversion)
+            conversion = _functions()[function][1](**json.load(f))
+    if function == "convert":
+        warn_if_disagreeing(conversion)
     return conversion
 
 
 def main(request_path, result_path):
-    from keras_superattn.deploy.convert import convert
-
     with open(request_path) as f:
         request = json.load(f)
+    convert = _functions()[request.pop("function")][0]
     for name in ARRAYS:
-        if request[name] is not None:
+        if request.get(name) is not None:
             loaded = np.load(request[name])
             request[name] = dict(loaded) if request[name].endswith(".npz") else loaded
     with warnings.catch_warnings():

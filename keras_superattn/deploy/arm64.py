@@ -33,14 +33,17 @@ def run_on_arm64(jobs, root=None, timeout=600):
 
     Inputs are the model's own input type (already quantized), one sample per
     row, an array or for a model with several inputs a dict keyed by input
-    name; each sample runs as one batch-1 invocation with one thread.
+    name; each sample runs as one batch-1 invocation with one thread. A key
+    `(model_path, signature, output)` runs that signature of a file with
+    several and returns that output.
     """
     root = emulator_root(root)
     if root is None:
         raise RuntimeError(f"No arm64 emulator: run tools/arm64/setup.sh and set {ROOT_ENV}")
     with tempfile.TemporaryDirectory() as folder:
         spec = []
-        for index, (model, inputs) in enumerate(jobs.items()):
+        for index, (job, inputs) in enumerate(jobs.items()):
+            model, signature, output = _job(job)
             path = os.path.join(folder, f"in{index}.{'npz' if isinstance(inputs, dict) else 'npy'}")
             if isinstance(inputs, dict):
                 np.savez(path, **inputs)
@@ -50,6 +53,8 @@ def run_on_arm64(jobs, root=None, timeout=600):
                 "model": os.path.abspath(model),
                 "inputs": path,
                 "outputs": os.path.join(folder, f"out{index}.npy"),
+                "signature": signature,
+                "output": output,
             })
         with open(os.path.join(folder, "jobs.json"), "w") as f:
             json.dump(spec, f)
@@ -59,12 +64,19 @@ def run_on_arm64(jobs, root=None, timeout=600):
         run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
         if run.returncode != 0 or "aarch64" not in run.stdout:
             raise RuntimeError(f"The arm64 run failed ({run.returncode}): {run.stdout[-500:]} {run.stderr[-1500:]}")
-        return {model: np.load(job["outputs"]) for model, job in zip(jobs, spec)}
+        return {key: np.load(job["outputs"]) for key, job in zip(jobs, spec)}
 
 
 def run_on_host(jobs):
     """Runs the same jobs as `run_on_arm64` on this machine, with the same code."""
-    return {
-        model: arm64_runner.run(os.path.abspath(model), inputs if isinstance(inputs, dict) else np.asarray(inputs))
-        for model, inputs in jobs.items()
-    }
+    results = {}
+    for job, inputs in jobs.items():
+        model, signature, output = _job(job)
+        inputs = inputs if isinstance(inputs, dict) else np.asarray(inputs)
+        results[job] = arm64_runner.run(os.path.abspath(model), inputs, signature, output)
+    return results
+
+
+def _job(job):
+    """`(model path, signature, output)` of a job key."""
+    return tuple(job) if isinstance(job, tuple) else (job, None, None)

@@ -168,13 +168,19 @@ def convert(
 
 
 def check_full_integer(tflite_bytes, allowed=(), model=None):
-    """Raises `ValueError` naming every op of the graph that computes in float,
-    apart from the ops named in `allowed` and the (de)quantize steps around them.
+    """Raises `ValueError` naming every op of the graph (of every signature)
+    that computes in float, apart from the ops named in `allowed` and the
+    (de)quantize steps around them.
 
     With the Keras `model` the file came from, the message also names the
     model's layer behind each such op and, for the layers with a known
     integer-clean replacement, the change to make."""
-    offenders = flatbuffer.float_ops(flatbuffer.operators(flatbuffer.read_model(tflite_bytes)))
+    graph = flatbuffer.read_model(tflite_bytes)
+    offenders = [
+        op
+        for subgraph in range(len(graph.subgraphs))
+        for op in flatbuffer.float_ops(flatbuffer.operators(graph, subgraph))
+    ]
     if allowed:
         offenders = [op for op in offenders if op.name not in (*allowed, "QUANTIZE", "DEQUANTIZE")]
     if not offenders:

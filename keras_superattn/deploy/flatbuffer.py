@@ -113,3 +113,13 @@ def float_ops(ops):
         and not (op.name == "QUANTIZE" and op.reads_model_input)
         and not (op.name == "DEQUANTIZE" and op.writes_model_output)
     ]
+
+
+def signature_tensor(model, signature_key, name):
+    """The tensor behind input or output `name` of signature `signature_key`."""
+    for signature in model.signatureDefs:
+        if signature.signatureKey.decode() == signature_key:
+            for tensor in (*signature.inputs, *signature.outputs):
+                if tensor.name.decode() == name:
+                    return model.subgraphs[signature.subgraphIndex].tensors[tensor.tensorIndex]
+    raise ValueError(f"The model's signature {signature_key!r} has no tensor {name!r}")

@@ -101,7 +101,10 @@ class Generator:
         `index`, from the token before it and the cache."""
         batch = ops.shape(prompt)[0]
         previous = ops.slice(ops.convert_to_tensor(prompt, "int32"), (0, index - 1), (batch, 1))  # (B, 1)
-        logits, hidden_states, cache = self.call_with_cache(previous, cache, index - 1)
+        # A tensor index: the step is one traced computation for every
+        # position (a Python 0 would take the prefill's shortcut).
+        position = ops.convert_to_tensor(index - 1, "int32")
+        logits, hidden_states, cache = self.call_with_cache(previous, cache, position)
         return logits[:, 0], hidden_states[:, 0], cache
 
     def generate(self, prompt, padding_mask=None, source=None, sampler=None, stop_token_ids=None):
@@ -140,20 +143,31 @@ class Generator:
         return ops.stack(caches, axis=1)  # (B, num_layers, n, length, d)
 
     def _run(self, token_ids, cache, index, encoded):
+        self_caches = [cache["self"][:, layer] for layer in range(len(self.decoders))]
+        cross_caches = [cache["cross"][:, layer] for layer in range(len(self.decoders))] if self.is_translator else None
+        logits, hidden_states, self_caches, cross_caches = self._step(
+            token_ids, self_caches, cross_caches, cache.get("source_mask"), index, encoded
+        )
+        cache = {**cache, "self": ops.stack(self_caches, axis=1)}
+        if self.is_translator:
+            cache["cross"] = ops.stack(cross_caches, axis=1)
+        return logits, hidden_states, cache
+
+    def _step(self, token_ids, self_caches, cross_caches, source_mask, index, encoded):
+        """The blocks on `token_ids` with one cache `(B, n, T, d)` per block
+        (and cross-attention cache, in a translator); returns the logits,
+        hidden states and the blocks' updated caches."""
         x = self.embedding(token_ids, start_index=index, training=False)  # (B, l, d)
-        self_caches, cross_caches = [], []
+        new_self, new_cross = [], []
         for layer, decoder in enumerate(self.decoders):
-            caches = dict(self_attention_cache=cache["self"][:, layer], self_attention_cache_update_index=index)
+            caches = dict(self_attention_cache=self_caches[layer], self_attention_cache_update_index=index)
             if self.is_translator:
                 caches.update(
-                    encoder_padding_mask=cache["source_mask"], cross_attention_cache=cache["cross"][:, layer],
+                    encoder_padding_mask=source_mask, cross_attention_cache=cross_caches[layer],
                     cross_attention_cache_update_index=None if encoded is None else 0,
                 )
             x, *updated = decoder(x, encoded, training=False, **caches)
-            self_caches.append(updated[0])
-            cross_caches.extend(updated[1:])
-        cache = {**cache, "self": ops.stack(self_caches, axis=1)}
-        if cross_caches:
-            cache["cross"] = ops.stack(cross_caches, axis=1)
+            new_self.append(updated[0])
+            new_cross.extend(updated[1:])
         hidden_states = self.final_norm(x)  # (B, l, d)
-        return self.logits_layer(hidden_states), hidden_states, cache
+        return self.logits_layer(hidden_states), hidden_states, new_self, new_cross or None

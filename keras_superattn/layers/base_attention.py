@@ -72,7 +72,9 @@ class BaseAttention(keras.layers.Layer):
         cache: optional tensor `(B, cache_streams, S, d)` of keys and values
             computed earlier, for decoding one token at a time (keras-hub's
             convention): stream 0 holds the keys, stream -1 the values
-            (`cache_streams` says how many a variant needs). Keys and values
+            (`cache_streams` says how many a variant needs). A tuple of
+            `cache_streams` tensors `(B, S, d)` works alike and comes back a
+            tuple (an int8 file gives each its own scale). Keys and values
             then come from one input: `key` must not be given, and
             `value_mask` / `key_mask` cover the `S` cached positions.
         cache_update_index: optional int or scalar tensor. With a `cache`,
@@ -162,16 +164,15 @@ class BaseAttention(keras.layers.Layer):
         width = self.num_heads * self.head_dim
         return ops.zeros((batch_size, self.cache_streams, length, width), self.compute_dtype)
 
-    def _update_cache(self, value, source_mask, cache, index, use_causal_mask):
-        """Writes the keys and values of the `value` tokens at position
-        `index` of `cache (B, n, S, d)`; `source_mask` is the `(B, S)` mask of
-        the cached positions, or None."""
+    def _cache_entries(self, value, cached_keys, index, source_mask, use_causal_mask):
+        """The cache entries of the `value` tokens, which go to positions
+        `index...`: a tuple of `cache_streams` tensors `(B, l, d)`.
+        `cached_keys (B, S, d)` is the cache's key stream and `source_mask`
+        the `(B, S)` mask of the cache's positions, or None."""
         keys = self.key_dense(value) if self.key_dense else value  # (B, l, d)
         if self.cache_streams == 1:
-            entries = keys[:, None]  # (B, 1, l, d)
-        else:
-            entries = ops.stack([keys, self._form_values(value, None, use_causal_mask)], axis=1)  # (B, 2, l, d)
-        return ops.slice_update(cache, (0, 0, index, 0), ops.cast(entries, cache.dtype))
+            return (keys,)
+        return keys, self._form_values(value, None, use_causal_mask)
 
     def _form_values(self, value, source_mask, use_causal_mask):
         """Maps the value input `(B, s, d)` to the values before the split.
@@ -206,7 +207,7 @@ class BaseAttention(keras.layers.Layer):
             value_mask = query_mask if self_attention else get_keras_mask(value)
         if key_mask is None and key is not value:
             key_mask = get_keras_mask(key)
-        source_length = _length(value) if cache is None else _length(cache, axis=2)
+        source_length = _length(value) if cache is None else _length(_streams(cache)[0])
         _check_masks(query, source_length, query_mask, value_mask, key_mask, attention_mask)
         offset = 0 if cache_update_index is None else cache_update_index
         mask = _combine_masks(
@@ -216,14 +217,17 @@ class BaseAttention(keras.layers.Layer):
 
         q = self._split_heads(self.query_dense(query))  # (B, l, h, d_k)
         if cache is None:
-            k = self._split_heads(self.key_dense(key) if self.key_dense else key)  # (B, s, h, d_k)
-            v = self._split_heads(self._form_values(value, source_mask, use_causal_mask))  # (B, s, h, d_k)
+            k = self.key_dense(key) if self.key_dense else key  # (B, s, d)
+            v = self._form_values(value, source_mask, use_causal_mask)  # (B, s, d)
+        elif cache_update_index is None:
+            k, v = _streams(cache)[0], _streams(cache)[-1]  # (B, S, d)
         else:
-            if cache_update_index is not None:
-                cache = self._update_cache(value, source_mask, cache, cache_update_index, use_causal_mask)
-            k = self._split_heads(cache[:, 0])  # (B, S, h, d_k)
-            v = self._split_heads(cache[:, -1])  # (B, S, h, d_k)
-        heads, weights = self._attend(q, k, v, mask, training, return_attention_scores)
+            k, v, mask, cache = self._attend_to_cache(
+                query, value, cache, cache_update_index, mask, source_mask, use_causal_mask
+            )
+        heads, weights = self._attend(
+            q, self._split_heads(k), self._split_heads(v), mask, training, return_attention_scores
+        )
         output = self.output_dense(
             ops.reshape(heads, (-1, _length(heads), self.num_heads * self.head_dim))
         )  # (B, l, d)
@@ -232,6 +236,43 @@ class BaseAttention(keras.layers.Layer):
         if cache is not None:
             return output, cache
         return (output, weights) if return_attention_scores else output
+
+    def _attend_to_cache(self, query, value, cache, index, mask, source_mask, use_causal_mask):
+        """Keys `(B, s, d)`, values and mask `(B | 1, l, s)` of the cached
+        positions before `index` followed by the `value` tokens, and the
+        cache with those tokens written (or only their entries, see
+        `_cache_returns_entries`).
+
+        The new tokens are attended to as computed, not read back from the
+        updated cache: in an int8 file the cache update (a dynamic update
+        slice) has no integer kernel, a concatenation has.
+        """
+        streams = _streams(cache)  # (B, S, d) each
+        length, cached = _length(value), _length(streams[0])
+        entries = [
+            ops.cast(entry, streams[0].dtype)
+            for entry in self._cache_entries(value, streams[0], index, source_mask, use_causal_mask)
+        ]  # (B, l, d) each
+        keys, values = entries[0], entries[-1]  # (B, l, d)
+        if mask is None:
+            mask = ops.ones((1, 1, cached), "bool")
+        rows = ops.shape(mask)[:2]  # (B | 1, l_q | 1)
+        new = ops.slice(mask, (0, 0, index), (*rows, length))  # (B | 1, l_q | 1, l)
+        if not _is_zero(index):  # earlier positions hold tokens
+            written = ops.arange(cached)[None, None, :] < index  # (1, 1, S)
+            keys = ops.concatenate([streams[0], keys], axis=1)  # (B, S + l, d)
+            values = ops.concatenate([streams[-1], values], axis=1)  # (B, S + l, d)
+            new = ops.concatenate([ops.logical_and(mask, written), new], axis=-1)  # (B | 1, l, S + l)
+        if not self._cache_returns_entries:
+            entries = [ops.slice_update(stream, (0, index, 0), entry) for stream, entry in zip(streams, entries)]
+        if isinstance(cache, (tuple, list)):
+            return keys, values, new, tuple(entries)
+        return keys, values, new, ops.stack(entries, axis=1)  # (B, n, S | l, d)
+
+    # An exported decoding step (`deploy`) returns the new entries, not the
+    # updated cache, and its caller writes them: the update has no int8
+    # kernel.
+    _cache_returns_entries = False
 
     def _split_heads(self, x):
         # (B, l, d) -> (B, l, h, d_k): head i owns columns i*d_k:(i+1)*d_k.
@@ -272,11 +313,11 @@ class BaseAttention(keras.layers.Layer):
         key = value if key is None else key
         _check_shapes(self.num_heads, query.shape, value.shape, key.shape)
         masks = ("query_mask", "value_mask", "key_mask", "attention_mask")
-        source_length = value.shape[1] if cache is None else cache.shape[2]
+        source_length = value.shape[1] if cache is None else _streams(cache)[0].shape[1]
         _check_masks(query, source_length, *(kwargs.get(name) for name in masks))
         output = keras.KerasTensor(query.shape, dtype=self.compute_dtype)
         if cache is not None:
-            return output, keras.KerasTensor(cache.shape, dtype=cache.dtype)
+            return output, keras.tree.map_structure(lambda c: keras.KerasTensor(c.shape, dtype=c.dtype), cache)
         if not return_attention_scores:
             return output
         weights_shape = (query.shape[0], self.num_heads, query.shape[1], value.shape[1])
@@ -334,13 +375,33 @@ def _check_shapes(num_heads, query_shape, value_shape, key_shape):
     return width
 
 
+def _streams(cache):
+    """The `(B, S, d)` streams of a cache, stacked or a tuple."""
+    return list(cache) if isinstance(cache, (tuple, list)) else [cache[:, i] for i in range(cache.shape[1])]
+
+
+def _is_zero(index):
+    return isinstance(index, int) and index == 0
+
+
+def _cache_positions(mask, index, length):
+    """Columns `index...index + length` of a `(B, S)` mask of cache positions."""
+    return ops.slice(mask, (0, index), (ops.shape(mask)[0], length))
+
+
 def _check_cache(layer, cache, key, return_attention_scores):
     width = layer.num_heads * layer.head_dim
-    expected = (None, layer.cache_streams, None, width)
-    if len(cache.shape) != 4 or not _fits(tuple(cache.shape), expected):
+    if isinstance(cache, (tuple, list)):
+        shapes = tuple(tuple(stream.shape) for stream in cache)
+        if len(cache) != layer.cache_streams or not all(_fits(shape, (None, None, width)) for shape in shapes):
+            raise ValueError(
+                f"Argument `cache` of {type(layer).__name__}, as a tuple, must hold cache_streams="
+                f"{layer.cache_streams} tensors of shape (batch, length, {width}). Received shapes: {shapes}"
+            )
+    elif len(cache.shape) != 4 or not _fits(tuple(cache.shape), (None, layer.cache_streams, None, width)):
         raise ValueError(
             f"Argument `cache` of {type(layer).__name__} must have shape (batch, cache_streams, length, d) = "
-            f"{expected} (None: any size). Received: cache.shape={tuple(cache.shape)}"
+            f"{(None, layer.cache_streams, None, width)} (None: any size). Received: cache.shape={tuple(cache.shape)}"
         )
     if key is not None:
         raise ValueError("With a `cache`, keys and values come from one input: `key` must be None. Received a `key`")

@@ -6,7 +6,10 @@ from keras import ops
 from keras_superattn._keras_compat import clone_initializer
 from keras_superattn._validation import check_positive_int
 from keras_superattn.layers.base_attention import BaseAttention
+from keras_superattn.layers.base_attention import _cache_positions
+from keras_superattn.layers.base_attention import _is_zero
 from keras_superattn.layers.base_attention import _length
+from keras_superattn.layers.base_attention import _streams
 
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
@@ -125,15 +128,28 @@ class SuperAttention(BaseAttention):
                 return tf.identity(length)
         return length
 
-    def _update_cache(self, value, source_mask, cache, index, use_causal_mask):
-        inputs = ops.slice_update(cache[:, 0], (0, index, 0), ops.cast(value, cache.dtype))  # (B, S, d)
-        length = _length(inputs)
-        # Row `index + i` of W_A mixes the cached inputs; causally the rows
-        # of tril(W_A) see no later token, so earlier rows stay valid.
-        rows = ops.slice(self._kernel(length, use_causal_mask, cache.dtype), (index, 0), (_length(value), length))
-        mixed = ops.matmul(rows, _without_padding(inputs, source_mask))  # (B, l, d)
-        values = ops.slice_update(cache[:, 1], (0, index, 0), mixed)  # (B, S, d)
-        return ops.stack([inputs, values], axis=1)  # (B, 2, S, d)
+    def _cache_entries(self, value, cached_keys, index, source_mask, use_causal_mask):
+        length, cached = _length(value), self._check_length(_length(cached_keys))
+        kernel = ops.cast(self.alignment, value.dtype)  # (L, L)
+        # Rows index...index + l of W_A: their columns for the new tokens...
+        weights = ops.slice(kernel, (index, index), (length, length))  # (l, l)
+        if use_causal_mask and length != 1:  # one token has only its own column
+            weights = ops.tril(weights)  # on a slice at a run-time index, a float op in int8
+        new_mask = None if source_mask is None else _cache_positions(source_mask, index, length)
+        inputs = _without_padding(value, new_mask)  # (B, l, d)
+        if not _is_zero(index):
+            # ... and for the cached tokens before `index` (causally, the
+            # rows of tril(W_A) see no later token, so cached rows stay valid).
+            earlier = ops.slice(kernel, (index, 0), (length, cached))  # (l, S)
+            weights = ops.concatenate([earlier, weights], axis=1)  # (l, S + l)
+            # Positions from `index` on are not written yet: their inputs,
+            # not W_A's entries, are zeroed (a select on activations, which
+            # int8 has; on the kernel it would stay float).
+            written = ops.arange(cached)[None, :] < index  # (1, S)
+            written = written if source_mask is None else ops.logical_and(written, source_mask)  # (B | 1, S)
+            inputs = ops.concatenate([_without_padding(cached_keys, written), inputs], axis=1)  # (B, S + l, d)
+        mixed = ops.matmul(weights, inputs)  # (B, l, d)
+        return value, mixed
 
     def _kernel(self, length, use_causal_mask, dtype):
         """W_A for a sequence of `length`: `(length, length)`, tril causally."""
@@ -154,7 +170,8 @@ class SuperAttention(BaseAttention):
         return ops.transpose(mixed, (0, 2, 1))  # (B, s, d)
 
     def compute_output_spec(self, query, value=None, key=None, cache=None, **kwargs):
-        self._check_length((query if value is None else value).shape[1] if cache is None else cache.shape[2])
+        source = (query if value is None else value) if cache is None else _streams(cache)[0]
+        self._check_length(source.shape[1])
         return super().compute_output_spec(query, value, key, cache=cache, **kwargs)
 
     def get_config(self):
@@ -181,6 +198,7 @@ def _without_padding(value, source_mask):
     leak into real tokens through W_A."""
     if source_mask is None:
         return value
-    # A select, not a multiplication by the mask cast to float: the cast
-    # would be a float op in an int8 file.
-    return ops.where(source_mask[:, :, None], value, ops.zeros_like(value))
+    # A select of a constant zero, not a multiplication by the mask cast to
+    # float nor `zeros_like` of an input: both would stay float in an int8
+    # file.
+    return ops.where(source_mask[:, :, None], value, ops.zeros((), value.dtype))

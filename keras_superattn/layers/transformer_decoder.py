@@ -57,9 +57,10 @@ class TransformerDecoder(TransformerBlock):
             tokens; the Keras mask of `decoder_sequence` when not given.
         encoder_padding_mask: optional boolean `(B, s)`; the Keras mask of
             `encoder_sequence` when not given.
-        self_attention_cache: optional tensor `(B, n, T, d)`, the keys and
-            values of the self-attention (see `BaseAttention`'s `cache`;
-            `n` is its `cache_streams`), for decoding token by token as
+        self_attention_cache: optional tensor `(B, n, T, d)` (or tuple of
+            `n` tensors `(B, T, d)`), the keys and values of the
+            self-attention (see `BaseAttention`'s `cache`; `n` is its
+            `cache_streams`), for decoding token by token as
             keras-hub's `TransformerDecoder`. `decoder_sequence` is then the
             tokens from `self_attention_cache_update_index` on; earlier
             positions come from the cache, whose padding is not masked

@@ -1,0 +1,422 @@
+"""A generative model as one `.tflite` file with a cached decoding step.
+
+The file has two signatures, as LiteRT's generative examples:
+
+- `prefill`: `tokens (1, T)` int32 (a translator also `source (1, S)`) ->
+  `logits (1, T, V)` and the cache of every block `i`: `cache_k_i` and
+  `cache_v_i`, `(1, T, d)` each (a translator also its cross-attention's
+  `cross_k_i`, `cross_v_i`, `(1, S, d)`);
+- `decode`: `token (1, 1)` int32, `index (1,)` int32 (the token's position)
+  and the caches (a translator also `source` and the cross caches) ->
+  `logits (1, V)` and the new token's entries `entries_k_i`, `entries_v_i`
+  `(1, 1, d)`, which the caller writes at `index` (`TFLiteGenerator` does).
+
+What a block caches follows its attention (`cache_streams`): keys `k` and
+values `v`; Efficient Attention, whose keys are its values, has `k` only
+(half the bytes). The decoding step returns entries rather than the updated
+cache because TFLite's integer kernels have no dynamic update of a slice;
+the step's graph is then full-integer int8 like the rest. Each cache tensor
+has its own int8 scale, the same in both signatures and for its entries, so
+the caller copies int8 entries into the int8 cache as they are.
+"""
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+from keras_superattn.deploy import calibration
+from keras_superattn.deploy import flatbuffer
+from keras_superattn.deploy.runtime import Interpreter
+from keras_superattn.deploy.runtime import OpResolverType
+from keras_superattn.generation import Generator
+from keras_superattn.generation import GreedySampler
+
+PREFILL, DECODE = "prefill", "decode"
+CACHED_QUANTIZATIONS = ("int8", "float32")
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedConversion:
+    """What `convert_generator` wrote, and how closely it follows Keras.
+
+    Attributes:
+        path: the written `.tflite` file.
+        quantization: `"int8"` or `"float32"`.
+        greedy_agreement: share of the checked prompts whose greedy
+            continuation by the file equals the Keras model's (cached).
+        num_checked: number of prompts checked.
+        cache_bytes_per_token: bytes of self-attention cache per token,
+            all layers: `layers * n * d` times 1 (int8) or 4 (float32).
+    """
+
+    path: str
+    quantization: str
+    greedy_agreement: float
+    num_checked: int
+    cache_bytes_per_token: int
+
+    def __fspath__(self):
+        return self.path
+
+
+def convert_generator(
+    model,
+    output_path,
+    quantization="int8",
+    representative_data=None,
+    num_calibration_samples=32,
+    validation_data=None,
+    verbose=True,
+):
+    """Converts a `models.language_model` or `models.translator` to one
+    `.tflite` file with `prefill` and `decode` signatures (module docstring).
+
+    The int8 file is full-integer (`check_full_integer` runs on both
+    signatures). It is calibrated on `representative_data`, the model's
+    own training inputs: each sequence is prefilled, and decoded at every
+    position from the Keras model's cache. Before the file is written its
+    greedy continuations are compared with the Keras model's.
+
+    Args:
+        model: the generative model, or the path of its `.keras` file.
+        output_path: where to write the file.
+        quantization: `"int8"` or `"float32"`.
+        representative_data: the model's inputs `(N, T)` token ids, or for a
+            translator `{"source": (N, S), "target": (N, T)}`; required for
+            int8.
+        num_calibration_samples: int. Sequences that calibrate; each gives
+            one prefill and `T - 1` decoding steps.
+        validation_data: optional inputs as `representative_data`; the first
+            token of each target (a translator's start token) or the first
+            quarter of each sequence (a language model) is the prompt whose
+            greedy continuation is compared. Default: the calibration data.
+        verbose: bool. Print the agreement.
+
+    Returns:
+        A `CachedConversion`.
+    """
+    from keras_superattn.deploy.convert import _check_choice
+    from keras_superattn.deploy.convert import _samples
+
+    _check_choice("quantization", quantization, CACHED_QUANTIZATIONS)
+    if keras.backend.backend() != "tensorflow":
+        from keras_superattn.deploy import _worker
+
+        return _worker.convert_in_tensorflow(
+            model, output_path, function="convert_generator", quantization=quantization,
+            representative_data=representative_data, num_calibration_samples=num_calibration_samples,
+            validation_data=validation_data, verbose=verbose,
+        )
+    if isinstance(model, (str, os.PathLike)):
+        model = keras.saving.load_model(model, compile=False)
+    generator = Generator(model)
+    samples = None
+    if quantization == "int8":
+        samples = _samples("representative_data", representative_data, model)
+        samples = {name: x[:num_calibration_samples] for name, x in samples.items()}
+    checked = samples if validation_data is None else _samples("validation_data", validation_data, model)
+    if checked is None:
+        raise ValueError(
+            "Argument `validation_data` is required for a float32 file (int8 checks its calibration data). "
+            "Received: None"
+        )
+    tflite_bytes = _convert(generator, quantization, samples)
+    folder = os.path.dirname(os.path.abspath(output_path))
+    os.makedirs(folder, exist_ok=True)
+    with open(output_path, "wb") as f:
+        f.write(tflite_bytes)
+    prompts, sources = _prompts(generator, checked)
+    want = generator.generate(prompts, source=sources)
+    got, _ = TFLiteGenerator(output_path).generate(prompts, source=sources)
+    conversion = CachedConversion(
+        os.fspath(output_path), quantization, float(np.mean((got == want).all(axis=1))), len(prompts),
+        _cache_bytes_per_token(generator, quantization),
+    )
+    if verbose:
+        print(f"{output_path}: greedy continuations as the Keras model's on "
+              f"{100 * conversion.greedy_agreement:.1f}% of {conversion.num_checked} prompts")
+    return conversion
+
+
+def _cache_bytes_per_token(generator, quantization):
+    numbers = sum(d.self_attention_layer.cache_streams * d.self_attention_layer.head_dim
+                  * d.self_attention_layer.num_heads for d in generator.decoders)
+    return numbers * (1 if quantization == "int8" else 4)
+
+
+def _prompts(generator, inputs):
+    """Prompts `(N, T)` (and sources) from model inputs, as documented above."""
+    if generator.is_translator:
+        targets = np.asarray(inputs["target"])
+        prompts = np.zeros_like(targets)
+        prompts[:, 0] = targets[:, 0]
+        return prompts, np.asarray(inputs["source"])
+    tokens = np.asarray(next(iter(inputs.values())))
+    prompts = np.where(np.arange(tokens.shape[1]) < max(1, tokens.shape[1] // 4), tokens, 0)
+    return prompts.astype("int32"), None
+
+
+@contextlib.contextmanager
+def _returning_cache_entries(generator):
+    attention = [layer for decoder in generator.decoders for layer in decoder.attention_layers]
+    for layer in attention:
+        layer._cache_returns_entries = True
+    try:
+        yield
+    finally:
+        for layer in attention:
+            layer._cache_returns_entries = False
+
+
+def _streams(generator, attention):
+    """Per block, the names of its cache tensors: `k` (keys) and `v`
+    (values), or `k` alone where they are the same (Efficient Attention)."""
+    return [("k", "v")[: getattr(decoder, attention).cache_streams] for decoder in generator.decoders]
+
+
+def _split(caches, prefix, streams):
+    """The blocks' caches (tuples of `(B, T, d)` streams) as named tensors
+    `{prefix}_{k|v}_{block}`: each gets its own int8 scale (stacked, all
+    would share one)."""
+    return {
+        f"{prefix}_{name}_{block}": cache[stream]
+        for block, (cache, names) in enumerate(zip(caches, streams))
+        for stream, name in enumerate(names)
+    }
+
+
+def _join(inputs, prefix, streams):
+    """The inverse of `_split`."""
+    return [tuple(inputs[f"{prefix}_{name}_{block}"] for name in names) for block, names in enumerate(streams)]
+
+
+def _empty(batch, length, width, streams):
+    return [tuple(keras.ops.zeros((batch, length, width)) for _ in names) for names in streams]
+
+
+def _signatures(generator):
+    """The `prefill` and `decode` functions and their input specs."""
+    import tensorflow as tf
+
+    length, width = generator.sequence_length, generator.embedding.embedding_dim
+    self_streams = _streams(generator, "self_attention_layer")
+    prefill_specs = {"tokens": tf.TensorSpec((1, length), tf.int32, name="tokens")}
+    decode_specs = {
+        "token": tf.TensorSpec((1, 1), tf.int32, name="token"),
+        # Shape (1,), not a scalar: arm64 LiteRT crashes on a 0-d input.
+        "index": tf.TensorSpec((1,), tf.int32, name="index"),
+    }
+    for name in _names("cache", self_streams):
+        decode_specs[name] = tf.TensorSpec((1, length, width), tf.float32, name=name)
+    if generator.is_translator:
+        cross_streams = _streams(generator, "cross_attention_layer")
+        source_length = generator.model.get_layer("source_embedding").sequence_length
+        source = tf.TensorSpec((1, source_length), tf.int32, name="source")
+        prefill_specs["source"] = decode_specs["source"] = source
+        for name in _names("cross", cross_streams):
+            decode_specs[name] = tf.TensorSpec((1, source_length, width), tf.float32, name=name)
+
+    def prefill(inputs):
+        tokens = inputs["tokens"]
+        empty = _empty(1, length, width, self_streams)
+        encoded = source_mask = cross = None
+        if generator.is_translator:
+            encoded = generator.encoder(inputs["source"], training=False)  # (1, S, d)
+            source_mask = keras.ops.not_equal(inputs["source"], 0)
+            cross = _empty(1, source_length, width, cross_streams)
+        logits, _, caches, cross = generator._step(tokens, empty, cross, source_mask, 0, encoded)
+        outputs = {"logits": logits, **_split(caches, "cache", self_streams)}
+        if generator.is_translator:
+            outputs.update(_split(cross, "cross", cross_streams))
+        return outputs
+
+    def decode(inputs):
+        cross = source_mask = None
+        if generator.is_translator:
+            cross = _join(inputs, "cross", cross_streams)
+            source_mask = keras.ops.not_equal(inputs["source"], 0)
+        caches = _join(inputs, "cache", self_streams)
+        index = inputs["index"][0]
+        logits, _, entries, _ = generator._step(inputs["token"], caches, cross, source_mask, index, None)
+        return {"logits": logits[:, 0], **_split(entries, "entries", self_streams)}
+
+    return {PREFILL: (prefill, prefill_specs), DECODE: (decode, decode_specs)}
+
+
+def _names(prefix, streams):
+    return [f"{prefix}_{name}_{block}" for block, names in enumerate(streams) for name in names]
+
+
+def _positional(function, names):
+    """`function(inputs dict)` as an endpoint taking the inputs in order."""
+
+    def endpoint(*inputs):
+        return function(dict(zip(names, inputs)))
+
+    return endpoint
+
+
+def _calibration_samples(generator, samples):
+    """`{signature: {input: array}}`: each sequence prefilled, and decoded at
+    each position from the Keras model's cache of the whole sequence."""
+    tokens = samples["target"] if generator.is_translator else next(iter(samples.values()))
+    prefill = {"tokens": tokens}
+    decode = {"token": [], "index": []}
+    for row in range(len(tokens)):
+        source = samples["source"][row : row + 1] if generator.is_translator else None
+        _, _, cache = generator.build_cache(tokens[row : row + 1], source)
+        named = _split(_blocks(cache["self"]), "cache", _streams(generator, "self_attention_layer"))
+        if generator.is_translator:
+            named.update(_split(_blocks(cache["cross"]), "cross", _streams(generator, "cross_attention_layer")))
+            named["source"] = source
+        for index in range(1, tokens.shape[1]):
+            decode["token"].append(tokens[row : row + 1, index : index + 1])
+            decode["index"].append(np.int32(index))
+            for name, value in named.items():
+                decode.setdefault(name, []).append(keras.ops.convert_to_numpy(value))
+    if generator.is_translator:
+        prefill["source"] = samples["source"]
+    decode = {name: np.array(values) if name == "index" else np.concatenate(values) for name, values in decode.items()}
+    return {PREFILL: prefill, DECODE: decode}
+
+
+def _blocks(stacked):
+    """`(B, layers, n, T, d)` -> per block, a tuple of its `(B, T, d)` streams."""
+    return [tuple(stacked[:, block, i] for i in range(stacked.shape[2])) for block in range(stacked.shape[1])]
+
+
+def _convert(generator, quantization, samples):
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as tflite_convert
+
+    from keras_superattn.deploy.convert import check_full_integer
+
+    calibration_samples = _calibration_samples(generator, samples) if samples is not None else None
+    with tempfile.TemporaryDirectory() as saved_model, _returning_cache_entries(generator):
+        archive = keras.export.ExportArchive()
+        archive.track(generator.model)
+        for key, (function, specs) in _signatures(generator).items():
+            archive.add_endpoint(key, _positional(function, list(specs)), input_signature=list(specs.values()))
+        archive.write_out(saved_model, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[PREFILL, DECODE])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantization == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.representative_dataset = _representative_dataset(calibration_samples)
+            converter._experimental_calibrate_only = True
+        converted = converter.convert()
+    if quantization == "float32":
+        return converted
+    # The decoding step's cache input first: its scale is the one XNNPACK's
+    # int8 concatenation of cache and new entries insists on.
+    tied = [
+        [(DECODE, name), (PREFILL, name), (DECODE, name.replace("cache", "entries", 1))]
+        for name in _names("cache", _streams(generator, "self_attention_layer"))
+    ]
+    if generator.is_translator:
+        cross_names = _names("cross", _streams(generator, "cross_attention_layer"))
+        tied += [[(DECODE, name), (PREFILL, name)] for name in cross_names]
+    calibrated = calibration.recalibrate(converted, calibration_samples, tied=tied)
+    quantized = tflite_convert.mlir_quantize(calibrated, input_data_type=tf.int8, output_data_type=tf.int8)
+    check_full_integer(quantized, model=generator.model)
+    return _same_quantization(quantized, tied)
+
+
+def _same_quantization(tflite_bytes, tied):
+    """Gives each group of tied tensors the first one's scale and zero point.
+    From the same range the quantizer's scales can still differ by a float32
+    rounding step between signatures; the int8 kernels take their
+    multipliers from the tensors' scales, so this changes no result."""
+    model = flatbuffer.read_model(tflite_bytes)
+    for group in tied:
+        first, *others = [flatbuffer.signature_tensor(model, key, name).quantization for key, name in group]
+        for quantization in others:
+            quantization.scale, quantization.zeroPoint = first.scale, first.zeroPoint
+    return flatbuffer.write_model(model)
+
+
+def _representative_dataset(samples):
+    def generate():
+        for key, inputs in samples.items():
+            for row in range(len(next(iter(inputs.values())))):
+                yield key, {name: values[row : row + 1] for name, values in inputs.items()}
+
+    return generate
+
+
+class TFLiteGenerator:
+    """Runs a file of `convert_generator` with LiteRT: the prompt once
+    (`prefill`), then one `decode` step per token, the cache kept here.
+
+    Args:
+        path: the `.tflite` file.
+        num_threads: int. CPU threads.
+        use_xnnpack: bool. Use LiteRT's default XNNPACK delegate.
+
+    Example:
+
+    ```python
+    generator = TFLiteGenerator("language_model_super_cached_int8.tflite")
+    ids, seconds_per_token = generator.generate(prompt_ids)  # greedy
+    ```
+    """
+
+    def __init__(self, path, num_threads=1, use_xnnpack=True):
+        resolver = OpResolverType.AUTO if use_xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.path = os.fspath(path)
+        self.interpreter = Interpreter(model_path=self.path, num_threads=num_threads,
+                                       experimental_op_resolver_type=resolver)
+        signatures = self.interpreter.get_signature_list()
+        if set(signatures) != {PREFILL, DECODE}:
+            raise ValueError(
+                f"{self.path} is not a cached generator file: it needs the signatures {[PREFILL, DECODE]}. "
+                f"Received: {sorted(signatures)}"
+            )
+        self.prefill = self.interpreter.get_signature_runner(PREFILL)
+        self.decode = self.interpreter.get_signature_runner(DECODE)
+        self.sequence_length = int(self.prefill.get_input_details()["tokens"]["shape"][1])
+        logits = self.decode.get_output_details()["logits"]
+        self._logits_scale, self._logits_zero_point = logits["quantization"]
+        self.is_translator = "source" in self.prefill.get_input_details()
+        self.step_seconds = []
+
+    def generate(self, prompt, padding_mask=None, source=None, sampler=None, stop_token_ids=None):
+        """Completes each prompt row by row (the file's batch is 1), as
+        `generation.Generator.generate` does. Returns `(ids (B, T), mean
+        seconds of one decoding step)`."""
+        prompt = np.asarray(prompt, np.int32)
+        mask = prompt != 0 if padding_mask is None else np.asarray(padding_mask, bool)
+        sampler = GreedySampler() if sampler is None else sampler
+        self.step_seconds = []
+        rows = []
+        for row in range(len(prompt)):
+            inputs = {"tokens": prompt[row : row + 1]}
+            if self.is_translator:
+                inputs["source"] = np.asarray(source[row : row + 1], np.int32)
+            cache = self.prefill(**inputs)
+            cache.pop("logits")
+            if self.is_translator:
+                cache["source"] = inputs["source"]
+            rows.append(sampler(self.next, prompt[row : row + 1], cache, int(mask[row].sum()),
+                                mask=mask[row : row + 1], stop_token_ids=stop_token_ids))
+        return np.concatenate(rows), float(np.mean(self.step_seconds)) if self.step_seconds else 0.0
+
+    def next(self, prompt, cache, index):
+        """A sampler's `next` for one row: runs `decode` on the token before
+        `index` and writes its cache entries."""
+        began = time.perf_counter()
+        outputs = self.decode(token=prompt[:, index - 1 : index], index=np.array([index - 1], np.int32), **cache)
+        self.step_seconds.append(time.perf_counter() - began)
+        for name, entries in outputs.items():
+            if name.startswith("entries_"):
+                cache[name.replace("entries", "cache", 1)][:, index - 1] = entries[:, 0]
+        logits = outputs["logits"].astype(np.float32)
+        if self._logits_scale:
+            logits = (logits - self._logits_zero_point) * self._logits_scale
+        return logits, None, cache

@@ -1,0 +1,142 @@
+"""Generative models as one int8 file with `prefill` and `decode` signatures."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_superattn import deploy
+from keras_superattn import generation
+from keras_superattn import layers
+from keras_superattn import models
+from keras_superattn.deploy import cached
+from tests.test_deploy_generation import VOCABULARY
+from tests.test_deploy_generation import counting_sequences
+from tests.test_deploy_generation import trained
+
+pytestmark = pytest.mark.slow  # trains, converts or spawns processes
+
+LENGTH = 12
+# Conversion runs in TensorFlow; from JAX and PyTorch it goes through a
+# subprocess, checked with one variant.
+CONVERTED = list(layers.VARIANTS) if keras.backend.backend() == "tensorflow" else ["super"]
+MIXING = {"super": {"alignment_initializer": "glorot_uniform"}}
+
+
+def agreement(got, want):
+    return float(np.mean((got == want).all(axis=1)))
+
+
+@pytest.fixture(scope="module")
+def language_models(tmp_path_factory):
+    """Per variant: a briefly trained two-block language model, its prompts,
+    and its full-sequence int8 file and cached int8 and float32 files."""
+    rng = np.random.default_rng(0)
+    sequences = counting_sequences(rng, 512, LENGTH)
+    inputs, labels = sequences[:, :-1], sequences[:, 1:]
+    prompts = np.where(np.arange(LENGTH) < 3, inputs[300:364], 0)
+    prompts[::2, 1:3] = 0  # prompts of one and of three tokens in one batch
+    files = {}
+    for variant in CONVERTED:
+        model = models.language_model(
+            variant, VOCABULARY, LENGTH, embedding_dim=32, num_layers=2, attention_kwargs=MIXING.get(variant)
+        )
+        trained(model, inputs, labels)
+        folder = tmp_path_factory.mktemp(variant)
+        calibration = dict(
+            representative_data=inputs[:200], num_calibration_samples=200, validation_data=inputs[300:364],
+            verbose=False,
+        )
+        full = deploy.convert(model, folder / "full.tflite", representative_data=inputs[:200], verbose=False)
+        int8 = cached.convert_generator(model, folder / "cached_int8.tflite", **calibration)
+        float32 = cached.convert_generator(model, folder / "cached_float32.tflite", quantization="float32",
+                                           **calibration)
+        files[variant] = model, prompts, full, int8, float32
+    return files
+
+
+@pytest.mark.parametrize("variant", CONVERTED)
+def test_cached_files_generate_what_keras_does(language_models, variant):
+    model, prompts, full, int8, float32 = language_models[variant]
+    want = generation.Generator(model).generate(prompts)
+    float_ids, _ = cached.TFLiteGenerator(float32.path).generate(prompts)
+    assert agreement(float_ids, want) == 1.0
+    int8_ids, seconds = cached.TFLiteGenerator(int8.path).generate(prompts)
+    mask = prompts != 0
+    full_ids = generation.GreedySampler()(
+        generation.full_sequence_next(deploy.TFLiteModel(full.path).predict), prompts, index=1, mask=mask
+    )
+    # The cached int8 file follows Keras as closely as the full-sequence one.
+    assert agreement(int8_ids, want) >= agreement(full_ids, want) - 0.05
+    assert agreement(int8_ids, want) >= 0.9 and seconds > 0
+    assert int8.greedy_agreement >= 0.9 and int8.num_checked == 64
+    assert (want[:, :3][mask[:, :3]] == prompts[:, :3][mask[:, :3]]).all()
+
+
+@pytest.mark.parametrize("variant", CONVERTED)
+def test_int8_cache_is_full_integer_with_one_scale_per_tensor(language_models, variant):
+    _, _, _, int8, _ = language_models[variant]
+    with open(int8.path, "rb") as f:
+        deploy.check_full_integer(f.read())  # every signature
+    generator = cached.TFLiteGenerator(int8.path)
+    prefill_outputs = generator.prefill.get_output_details()
+    decode_inputs, decode_outputs = generator.decode.get_input_details(), generator.decode.get_output_details()
+    names = [name for name in decode_inputs if name.startswith("cache_")]
+    assert len(names) == 2 * (1 if variant == "efficient" else 2)  # two blocks; Efficient caches keys only
+    for name in names:
+        entries = decode_outputs[name.replace("cache", "entries", 1)]
+        assert decode_inputs[name]["dtype"] == np.int8
+        assert decode_inputs[name]["quantization"] == prefill_outputs[name]["quantization"] == entries["quantization"]
+    width = 32
+    assert int8.cache_bytes_per_token == len(names) * width  # int8: one byte per number
+
+
+def test_efficient_caches_half_of_standard(language_models):
+    if "standard" not in language_models:
+        pytest.skip("all variants convert on TensorFlow")
+    bytes_per_token = {variant: files[3].cache_bytes_per_token for variant, files in language_models.items()}
+    assert bytes_per_token["efficient"] * 2 == bytes_per_token["standard"] == bytes_per_token["super"]
+    assert language_models["standard"][4].cache_bytes_per_token == 4 * bytes_per_token["standard"]  # float32
+
+
+@pytest.fixture(scope="module")
+def reversing_translator(tmp_path_factory):
+    """A translator that learned to reverse its source, and its cached int8 file."""
+    rng = np.random.default_rng(3)
+    source = rng.integers(3, VOCABULARY, size=(1024, 6)).astype("int32")
+    lengths = rng.integers(3, 7, size=1024)
+    source[np.arange(6)[None] >= lengths[:, None]] = 0
+    target = np.zeros((1024, 8), "int32")
+    target[:, 0] = 1  # start
+    for row, n in enumerate(lengths):
+        target[row, 1 : n + 1] = source[row, :n][::-1]
+        target[row, n + 1] = 2  # end
+    inputs = {"source": source, "target": target[:, :-1]}
+    model = models.translator("super", VOCABULARY, VOCABULARY, 6, 7, embedding_dim=32, dropout=0.0)
+    trained(model, inputs, target[:, 1:], epochs=25)
+    conversion = cached.convert_generator(
+        model, tmp_path_factory.mktemp("translator") / "cached_int8.tflite",
+        representative_data={name: x[:32] for name, x in inputs.items()}, verbose=False,
+    )
+    return model, conversion, source[800:], target[800:]
+
+
+def test_cached_int8_translator_translates_as_keras(reversing_translator):
+    model, conversion, source, target = reversing_translator
+    prompt = np.zeros((len(source), 7), "int32")
+    prompt[:, 0] = 1
+    want = generation.Generator(model).generate(prompt, source=source, stop_token_ids=[2])
+    got, _ = cached.TFLiteGenerator(conversion.path).generate(prompt, source=source, stop_token_ids=[2])
+    assert agreement(got, want) >= 0.9
+    assert agreement(want, target[:, :-1]) >= 0.8  # it learned the task: the check means something
+    decode_inputs = cached.TFLiteGenerator(conversion.path).decode.get_input_details()
+    assert {"source", "cross_k_0", "cross_v_0"} <= set(decode_inputs)
+
+
+def test_cached_conversion_errors(language_models, tmp_path):
+    variant = CONVERTED[0]
+    model, _, full, _, _ = language_models[variant]
+    with pytest.raises(ValueError, match=r"`quantization` must be one of \('int8', 'float32'\). Received: "
+                                         r"quantization='int16x8'"):
+        cached.convert_generator(model, tmp_path / "x.tflite", quantization="int16x8")
+    with pytest.raises(ValueError, match=r"needs the signatures \['prefill', 'decode'\]"):
+        cached.TFLiteGenerator(full.path)
