@@ -188,3 +188,24 @@ def test_attention_cache_errors(rng):
     block = layers.TransformerDecoder(D, H)
     with pytest.raises(ValueError, match="`self_attention_cache_update_index` must be given"):
         block(np.zeros((B, L, D), "float32"), self_attention_cache=np.zeros((B, 2, L, D), "float32"))
+
+
+@pytest.mark.parametrize("variant", ["standard", "super"])
+def test_cached_generation_under_mixed_precision_and_after_saving(tmp_path, variant):
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(6)
+        model = models.language_model(
+            variant, 40, 10, embedding_dim=D, num_heads=H, intermediate_dim=D, attention_kwargs=MIXING.get(variant)
+        )
+    finally:
+        keras.config.set_dtype_policy("float32")
+    prompt = prompts(10, [[5, 6], [7, 8, 9, 10], [3]])
+    cached = generation.Generator(model).generate(prompt)
+    full = generation.GreedySampler()(
+        generation.full_sequence_next(lambda ids: model(ids)), prompt, index=1, mask=prompt != 0
+    )
+    np.testing.assert_array_equal(cached, full)
+    model.save(tmp_path / "model.keras")
+    loaded = generation.Generator(keras.saving.load_model(tmp_path / "model.keras"))
+    np.testing.assert_array_equal(loaded.generate(prompt), cached)
