@@ -102,6 +102,7 @@ def convert_generator(
     """
     from keras_superattn.deploy.convert import _check_choice
     from keras_superattn.deploy.convert import _samples
+    from keras_superattn.deploy.convert import _umask
 
     _check_choice("quantization", quantization, CACHED_QUANTIZATIONS)
     if keras.backend.backend() != "tensorflow":
@@ -128,11 +129,17 @@ def convert_generator(
     tflite_bytes = _convert(generator, quantization, samples)
     folder = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(folder, exist_ok=True)
-    with open(output_path, "wb") as f:
-        f.write(tflite_bytes)
     prompts, sources = _prompts(generator, checked)
     want = generator.generate(prompts, source=sources)
-    got, _ = TFLiteGenerator(output_path).generate(prompts, source=sources)
+    with tempfile.NamedTemporaryFile(dir=folder, suffix=".tflite.part", delete=False) as f:
+        f.write(tflite_bytes)
+    os.chmod(f.name, 0o666 & ~_umask())  # as open() would create it
+    try:
+        got, _ = TFLiteGenerator(f.name).generate(prompts, source=sources)
+        os.replace(f.name, output_path)
+    finally:
+        if os.path.exists(f.name):
+            os.unlink(f.name)
     conversion = CachedConversion(
         os.fspath(output_path), quantization, float(np.mean((got == want).all(axis=1))), len(prompts),
         _cache_bytes_per_token(generator, quantization),
