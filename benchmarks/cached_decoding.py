@@ -26,7 +26,6 @@ import numpy as np
 from keras_superattn import deploy
 from keras_superattn import layers
 from keras_superattn import models
-from keras_superattn.deploy import cached
 from keras_superattn.training import timing
 
 VARIANTS = tuple(layers.VARIANTS)
@@ -57,7 +56,7 @@ def step_calls(full_path, cached_path, inputs, length):
     three positions, each with its inputs in place."""
     full = deploy.TFLiteModel(full_path, num_threads=1).interpreter.get_signature_runner()
     one = {name: x[:1] for name, x in inputs.items()}
-    generator = cached.TFLiteGenerator(cached_path)
+    generator = deploy.TFLiteGenerator(cached_path)
     tokens = one.get("target", one.get("tokens"))
     sources = {"source": one["source"]} if "source" in one else {}
     state = generator.prefill(tokens=tokens, **sources)
@@ -85,7 +84,7 @@ def main():
                 data = inputs_of(model, rng, 16)
                 base = os.path.join(folder, f"{task}_{variant}".replace(" ", "_").replace("(", "").replace(")", ""))
                 deploy.convert(model, base + "_full.tflite", representative_data=data, verbose=False)
-                conversion = cached.convert_generator(
+                conversion = deploy.convert_generator(
                     model, base + "_cached.tflite", representative_data=data, num_calibration_samples=4, verbose=False
                 )
                 calls = step_calls(base + "_full.tflite", base + "_cached.tflite", data, length)

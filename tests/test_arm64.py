@@ -120,7 +120,6 @@ def test_cached_generator_file_matches_x86_on_arm64(emulator, tmp_path):
     # Both signatures of a cached int8 language model (briefly trained on
     # counting), the decoding step at several positions from real caches.
     from keras_superattn import models
-    from keras_superattn.deploy import cached
     from tests.test_deploy_generation import VOCABULARY
     from tests.test_deploy_generation import counting_sequences
     from tests.test_deploy_generation import trained
@@ -130,8 +129,8 @@ def test_cached_generator_file_matches_x86_on_arm64(emulator, tmp_path):
     model = trained(models.language_model("super", VOCABULARY, inputs.shape[1], embedding_dim=32), inputs,
                     sequences[:, 1:])
     path = str(tmp_path / "cached_int8.tflite")
-    cached.convert_generator(model, path, representative_data=inputs[:64], verbose=False)
-    generator = cached.TFLiteGenerator(path)
+    deploy.convert_generator(model, path, representative_data=inputs[:64], verbose=False)
+    generator = deploy.TFLiteGenerator(path)
     decode = {"token": [], "index": []}
     for row in inputs[300 : 300 + SAMPLES // 4]:
         caches = generator.prefill(tokens=row[None])

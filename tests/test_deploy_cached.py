@@ -8,7 +8,6 @@ from keras_superattn import deploy
 from keras_superattn import generation
 from keras_superattn import layers
 from keras_superattn import models
-from keras_superattn.deploy import cached
 from tests.test_deploy_generation import VOCABULARY
 from tests.test_deploy_generation import counting_sequences
 from tests.test_deploy_generation import trained
@@ -47,8 +46,8 @@ def language_models(tmp_path_factory):
             verbose=False,
         )
         full = deploy.convert(model, folder / "full.tflite", representative_data=inputs[:200], verbose=False)
-        int8 = cached.convert_generator(model, folder / "cached_int8.tflite", **calibration)
-        float32 = cached.convert_generator(model, folder / "cached_float32.tflite", quantization="float32",
+        int8 = deploy.convert_generator(model, folder / "cached_int8.tflite", **calibration)
+        float32 = deploy.convert_generator(model, folder / "cached_float32.tflite", quantization="float32",
                                            **calibration)
         files[variant] = model, prompts, full, int8, float32
     return files
@@ -58,9 +57,9 @@ def language_models(tmp_path_factory):
 def test_cached_files_generate_what_keras_does(language_models, variant):
     model, prompts, full, int8, float32 = language_models[variant]
     want = generation.Generator(model).generate(prompts)
-    float_ids, _ = cached.TFLiteGenerator(float32.path).generate(prompts)
+    float_ids, _ = deploy.TFLiteGenerator(float32.path).generate(prompts)
     assert agreement(float_ids, want) == 1.0
-    int8_ids, seconds = cached.TFLiteGenerator(int8.path).generate(prompts)
+    int8_ids, seconds = deploy.TFLiteGenerator(int8.path).generate(prompts)
     mask = prompts != 0
     full_ids = generation.GreedySampler()(
         generation.full_sequence_next(deploy.TFLiteModel(full.path).predict), prompts, index=1, mask=mask
@@ -77,7 +76,7 @@ def test_int8_cache_is_full_integer_with_one_scale_per_tensor(language_models, v
     _, _, _, int8, _ = language_models[variant]
     with open(int8.path, "rb") as f:
         deploy.check_full_integer(f.read())  # every signature
-    generator = cached.TFLiteGenerator(int8.path)
+    generator = deploy.TFLiteGenerator(int8.path)
     prefill_outputs = generator.prefill.get_output_details()
     decode_inputs, decode_outputs = generator.decode.get_input_details(), generator.decode.get_output_details()
     names = [name for name in decode_inputs if name.startswith("cache_")]
@@ -113,7 +112,7 @@ def reversing_translator(tmp_path_factory):
     inputs = {"source": source, "target": target[:, :-1]}
     model = models.translator("super", VOCABULARY, VOCABULARY, 6, 7, embedding_dim=32, dropout=0.0)
     trained(model, inputs, target[:, 1:], epochs=25)
-    conversion = cached.convert_generator(
+    conversion = deploy.convert_generator(
         model, tmp_path_factory.mktemp("translator") / "cached_int8.tflite",
         representative_data={name: x[:32] for name, x in inputs.items()}, verbose=False,
     )
@@ -125,10 +124,10 @@ def test_cached_int8_translator_translates_as_keras(reversing_translator):
     prompt = np.zeros((len(source), 7), "int32")
     prompt[:, 0] = 1
     want = generation.Generator(model).generate(prompt, source=source, stop_token_ids=[2])
-    got, _ = cached.TFLiteGenerator(conversion.path).generate(prompt, source=source, stop_token_ids=[2])
+    got, _ = deploy.TFLiteGenerator(conversion.path).generate(prompt, source=source, stop_token_ids=[2])
     assert agreement(got, want) >= 0.9
     assert agreement(want, target[:, :-1]) >= 0.8  # it learned the task: the check means something
-    decode_inputs = cached.TFLiteGenerator(conversion.path).decode.get_input_details()
+    decode_inputs = deploy.TFLiteGenerator(conversion.path).decode.get_input_details()
     assert {"source", "cross_k_0", "cross_v_0"} <= set(decode_inputs)
 
 
@@ -137,6 +136,6 @@ def test_cached_conversion_errors(language_models, tmp_path):
     model, _, full, _, _ = language_models[variant]
     with pytest.raises(ValueError, match=r"`quantization` must be one of \('int8', 'float32'\). Received: "
                                          r"quantization='int16x8'"):
-        cached.convert_generator(model, tmp_path / "x.tflite", quantization="int16x8")
+        deploy.convert_generator(model, tmp_path / "x.tflite", quantization="int16x8")
     with pytest.raises(ValueError, match=r"needs the signatures \['prefill', 'decode'\]"):
-        cached.TFLiteGenerator(full.path)
+        deploy.TFLiteGenerator(full.path)

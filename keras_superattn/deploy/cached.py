@@ -24,19 +24,17 @@ import contextlib
 import dataclasses
 import os
 import tempfile
-import time
 
 import keras
 import numpy as np
 
 from keras_superattn.deploy import calibration
 from keras_superattn.deploy import flatbuffer
-from keras_superattn.deploy.runtime import Interpreter
-from keras_superattn.deploy.runtime import OpResolverType
+from keras_superattn.deploy.generate import DECODE
+from keras_superattn.deploy.generate import PREFILL
+from keras_superattn.deploy.generate import TFLiteGenerator
 from keras_superattn.generation import Generator
-from keras_superattn.generation import GreedySampler
 
-PREFILL, DECODE = "prefill", "decode"
 CACHED_QUANTIZATIONS = ("int8", "float32")
 
 
@@ -355,75 +353,3 @@ def _representative_dataset(samples):
                 yield key, {name: values[row : row + 1] for name, values in inputs.items()}
 
     return generate
-
-
-class TFLiteGenerator:
-    """Runs a file of `convert_generator` with LiteRT: the prompt once
-    (`prefill`), then one `decode` step per token, the cache kept here.
-
-    Args:
-        path: the `.tflite` file.
-        num_threads: int. CPU threads.
-        use_xnnpack: bool. Use LiteRT's default XNNPACK delegate.
-
-    Example:
-
-    ```python
-    generator = TFLiteGenerator("language_model_super_cached_int8.tflite")
-    ids, seconds_per_token = generator.generate(prompt_ids)  # greedy
-    ```
-    """
-
-    def __init__(self, path, num_threads=1, use_xnnpack=True):
-        resolver = OpResolverType.AUTO if use_xnnpack else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        self.path = os.fspath(path)
-        self.interpreter = Interpreter(model_path=self.path, num_threads=num_threads,
-                                       experimental_op_resolver_type=resolver)
-        signatures = self.interpreter.get_signature_list()
-        if set(signatures) != {PREFILL, DECODE}:
-            raise ValueError(
-                f"{self.path} is not a cached generator file: it needs the signatures {[PREFILL, DECODE]}. "
-                f"Received: {sorted(signatures)}"
-            )
-        self.prefill = self.interpreter.get_signature_runner(PREFILL)
-        self.decode = self.interpreter.get_signature_runner(DECODE)
-        self.sequence_length = int(self.prefill.get_input_details()["tokens"]["shape"][1])
-        logits = self.decode.get_output_details()["logits"]
-        self._logits_scale, self._logits_zero_point = logits["quantization"]
-        self.is_translator = "source" in self.prefill.get_input_details()
-        self.step_seconds = []
-
-    def generate(self, prompt, padding_mask=None, source=None, sampler=None, stop_token_ids=None):
-        """Completes each prompt row by row (the file's batch is 1), as
-        `generation.Generator.generate` does. Returns `(ids (B, T), mean
-        seconds of one decoding step)`."""
-        prompt = np.asarray(prompt, np.int32)
-        mask = prompt != 0 if padding_mask is None else np.asarray(padding_mask, bool)
-        sampler = GreedySampler() if sampler is None else sampler
-        self.step_seconds = []
-        rows = []
-        for row in range(len(prompt)):
-            inputs = {"tokens": prompt[row : row + 1]}
-            if self.is_translator:
-                inputs["source"] = np.asarray(source[row : row + 1], np.int32)
-            cache = self.prefill(**inputs)
-            cache.pop("logits")
-            if self.is_translator:
-                cache["source"] = inputs["source"]
-            rows.append(sampler(self.next, prompt[row : row + 1], cache, int(mask[row].sum()),
-                                mask=mask[row : row + 1], stop_token_ids=stop_token_ids))
-        return np.concatenate(rows), float(np.mean(self.step_seconds)) if self.step_seconds else 0.0
-
-    def next(self, prompt, cache, index):
-        """A sampler's `next` for one row: runs `decode` on the token before
-        `index` and writes its cache entries."""
-        began = time.perf_counter()
-        outputs = self.decode(token=prompt[:, index - 1 : index], index=np.array([index - 1], np.int32), **cache)
-        self.step_seconds.append(time.perf_counter() - began)
-        for name, entries in outputs.items():
-            if name.startswith("entries_"):
-                cache[name.replace("entries", "cache", 1)][:, index - 1] = entries[:, 0]
-        logits = outputs["logits"].astype(np.float32)
-        if self._logits_scale:
-            logits = (logits - self._logits_zero_point) * self._logits_scale
-        return logits, None, cache
