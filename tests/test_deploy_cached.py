@@ -10,6 +10,7 @@ from keras_superattn import layers
 from keras_superattn import models
 from tests.test_deploy_generation import VOCABULARY
 from tests.test_deploy_generation import counting_sequences
+from tests.test_deploy_generation import reversing_translator
 from tests.test_deploy_generation import trained
 
 pytestmark = pytest.mark.slow  # trains, converts or spawns processes
@@ -98,20 +99,9 @@ def test_efficient_caches_half_of_standard(language_models):
 
 
 @pytest.fixture(scope="module")
-def reversing_translator(tmp_path_factory):
+def cached_translator(tmp_path_factory):
     """A translator that learned to reverse its source, and its cached int8 file."""
-    rng = np.random.default_rng(3)
-    source = rng.integers(3, VOCABULARY, size=(1024, 6)).astype("int32")
-    lengths = rng.integers(3, 7, size=1024)
-    source[np.arange(6)[None] >= lengths[:, None]] = 0
-    target = np.zeros((1024, 8), "int32")
-    target[:, 0] = 1  # start
-    for row, n in enumerate(lengths):
-        target[row, 1 : n + 1] = source[row, :n][::-1]
-        target[row, n + 1] = 2  # end
-    inputs = {"source": source, "target": target[:, :-1]}
-    model = models.translator("super", VOCABULARY, VOCABULARY, 6, 7, embedding_dim=32, dropout=0.0)
-    trained(model, inputs, target[:, 1:], epochs=25)
+    model, inputs, source, target = reversing_translator()
     conversion = deploy.convert_generator(
         model, tmp_path_factory.mktemp("translator") / "cached_int8.tflite",
         representative_data={name: x[:32] for name, x in inputs.items()}, verbose=False,
@@ -119,8 +109,8 @@ def reversing_translator(tmp_path_factory):
     return model, conversion, source[800:], target[800:]
 
 
-def test_cached_int8_translator_translates_as_keras(reversing_translator):
-    model, conversion, source, target = reversing_translator
+def test_cached_int8_translator_translates_as_keras(cached_translator):
+    model, conversion, source, target = cached_translator
     prompt = np.zeros((len(source), 7), "int32")
     prompt[:, 0] = 1
     want = generation.Generator(model).generate(prompt, source=source, stop_token_ids=[2])

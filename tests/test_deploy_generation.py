@@ -73,9 +73,10 @@ def test_int8_language_model_continues_as_keras(language_model_files, variant):
     assert np.mean(got[:, 1:] == (got[:, :-1] % (VOCABULARY - 1)) + 1) >= 0.9  # it learned to count
 
 
-@pytest.fixture(scope="module")
-def translator_file(tmp_path_factory):
-    """A translator that learned to copy its source in reverse, as int8."""
+def reversing_translator():
+    """A Super translator trained to copy its source (ids 3.., padded with 0)
+    in reverse between a start (1) and an end token (2); returns the model,
+    its inputs and the source and target arrays."""
     rng = np.random.default_rng(3)
     source = rng.integers(3, VOCABULARY, size=(1024, 6)).astype("int32")
     lengths = rng.integers(3, 7, size=1024)
@@ -88,6 +89,13 @@ def translator_file(tmp_path_factory):
     inputs = {"source": source, "target": target[:, :-1]}
     model = models.translator("super", VOCABULARY, VOCABULARY, 6, 7, embedding_dim=32, dropout=0.0)
     trained(model, inputs, target[:, 1:], epochs=25)
+    return model, inputs, source, target
+
+
+@pytest.fixture(scope="module")
+def translator_file(tmp_path_factory):
+    """A translator that learned to copy its source in reverse, as int8."""
+    model, inputs, source, target = reversing_translator()
     path = tmp_path_factory.mktemp("translator") / "translator_int8.tflite"
     conversion = deploy.convert(
         model, path, representative_data={name: x[:200] for name, x in inputs.items()},

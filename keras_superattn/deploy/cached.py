@@ -281,12 +281,12 @@ def _calibration_samples(generator, samples):
             named["source"] = source
         for index in range(1, tokens.shape[1]):
             decode["token"].append(tokens[row : row + 1, index : index + 1])
-            decode["index"].append(np.int32(index))
+            decode["index"].append(np.array([index], np.int32))
             for name, value in named.items():
                 decode.setdefault(name, []).append(keras.ops.convert_to_numpy(value))
     if generator.is_translator:
         prefill["source"] = samples["source"]
-    decode = {name: np.array(values) if name == "index" else np.concatenate(values) for name, values in decode.items()}
+    decode = {name: np.concatenate(values) for name, values in decode.items()}
     return {PREFILL: prefill, DECODE: decode}
 
 
