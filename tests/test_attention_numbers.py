@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_superattn.layers.base_attention import conversion_forms
 from tests import reference
 from tests.helpers import VARIANTS
 from tests.helpers import padding_mask
@@ -93,3 +94,29 @@ def test_dropout_only_in_training(variant, rng, rate):
     want, _ = reference.attention(variant, reference.weights_by_path(layer), x, num_heads=H)
     np.testing.assert_allclose(inference, want, atol=ATOL)
     assert np.allclose(trained, want, atol=ATOL) == (rate == 0.0)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_super_conversion_form_computes_the_same(rng, causal):
+    # A TFLite file gets W_A X as X^T W_A^T (a FULLY_CONNECTED); Keras the
+    # broadcast matmul. Both must be the reference's numbers.
+    x = rng.normal(size=(B, L, D)).astype("float32")
+    mask = padding_mask(rng, B, L)
+    layer = make_layer("super")
+    with conversion_forms():
+        check("super", layer, x, causal=causal, query_mask=mask, value_mask=mask)
+
+
+def test_attention_dropout_is_the_same_in_every_core(variant, rng):
+    # JAX's core divides by the softmax sum after the weighted sum; asking for
+    # the weights takes the plain softmax. Seeded alike, dropout must drop the
+    # same weights in both.
+    x = rng.normal(size=(B, L, D)).astype("float32")
+    plain, with_weights = (make_layer(variant, dropout=0.5, seed=3) for _ in range(2))
+    for layer in (plain, with_weights):
+        layer.build((B, L, D))
+    with_weights.set_weights(plain.get_weights())
+    want = keras.ops.convert_to_numpy(plain(x, training=True))
+    got, _ = with_weights(x, training=True, return_attention_scores=True)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, atol=ATOL)
+    assert np.abs(want - keras.ops.convert_to_numpy(plain(x))).mean() > 0.01  # dropout did act

@@ -13,6 +13,7 @@ from keras_superattn import datasets
 from keras_superattn import deploy
 from keras_superattn import layers
 from keras_superattn import models
+from keras_superattn.deploy import flatbuffer
 from keras_superattn.deploy.options import XNNPACK_FLOAT_OPS
 
 VARIANTS = tuple(layers.VARIANTS)
@@ -127,6 +128,21 @@ def test_int8_xnnpack_keeps_only_the_undelegated_ops_in_float(tmp_path, mnist_im
     runtime = deploy.TFLiteModel(files["int8_xnnpack"])
     assert runtime.input["dtype"] == np.int8  # int8 in, int8 out, as the full-integer file
     assert_close_int8(runtime.predict(x), predict(model, x))
+
+
+@on_tensorflow
+def test_super_alignment_is_a_fully_connected_op(tmp_path, mnist_images, trained_vits):
+    # Keras computes W_A X as a broadcast matmul; a file gets X^T W_A^T, a
+    # FULLY_CONNECTED (which XNNPACK runs in int8) instead of a BATCH_MATMUL.
+    model = trained_vits["super"]
+    path = tmp_path / "super.tflite"
+    deploy.convert(model, path, representative_data=mnist_images[0], verbose=False)
+    kernels = [tuple(w.shape) for w in model.weights if w.path.endswith("alignment")]
+    assert len(kernels) == 2 and kernels[0] != (32, 32)  # no projection (width 32) has W_A's shape
+    ops = flatbuffer.operators(flatbuffer.read_model(path))
+    mixing = [op for op in ops if op.name == "FULLY_CONNECTED" and op.inputs[1][1] == kernels[0]]
+    assert len(mixing) == len(kernels)
+    assert all(op.types() <= {"INT8", "INT32"} for op in mixing)
 
 
 @on_tensorflow

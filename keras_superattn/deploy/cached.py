@@ -34,6 +34,7 @@ from keras_superattn.deploy.generate import DECODE
 from keras_superattn.deploy.generate import PREFILL
 from keras_superattn.deploy.generate import TFLiteGenerator
 from keras_superattn.generation import Generator
+from keras_superattn.layers.base_attention import conversion_forms
 
 CACHED_QUANTIZATIONS = ("int8", "float32")
 
@@ -302,7 +303,7 @@ def _convert(generator, quantization, samples):
     from keras_superattn.deploy.convert import check_full_integer
 
     calibration_samples = _calibration_samples(generator, samples) if samples is not None else None
-    with tempfile.TemporaryDirectory() as saved_model, _returning_cache_entries(generator):
+    with tempfile.TemporaryDirectory() as saved_model, _returning_cache_entries(generator), conversion_forms():
         archive = keras.export.ExportArchive()
         archive.track(generator.model)
         for key, (function, specs) in _signatures(generator).items():

@@ -19,6 +19,7 @@ from keras_superattn.deploy.options import STATISTICS
 from keras_superattn.deploy.options import float_ops_kept
 from keras_superattn.deploy.runtime import TFLiteModel
 from keras_superattn.deploy.runtime import decisions
+from keras_superattn.layers.base_attention import conversion_forms
 
 # Below this top-1 agreement with the Keras model, `convert` warns.
 MIN_AGREEMENT = 0.97
@@ -309,7 +310,7 @@ def _convert_tensorflow_model(model, batch_size, quantization, samples, io_dtype
         outputs = model(_as_model_inputs(model, dict(zip(names, inputs))), training=False)
         return dict(zip(output_names, keras.tree.flatten(outputs)))
 
-    with tempfile.TemporaryDirectory() as saved_model:
+    with tempfile.TemporaryDirectory() as saved_model, conversion_forms():
         # A SavedModel freezes the weights; converting a tf.function of a
         # Keras 3 model directly leaves READ_VARIABLE ops behind. The endpoint
         # returns a dict so that the signature carries the output layers'

@@ -1,5 +1,7 @@
 """The machinery shared by every attention variant."""
 
+import contextlib
+
 import keras
 from keras import ops
 
@@ -18,12 +20,39 @@ from keras_superattn._validation import check_rate
 _MASK_MARGIN = 30.0
 
 # The attention core is chosen per backend by measurement (BENCHMARKS.md,
-# "Attention core", benchmarks/attention_core.py): PyTorch's fused SDPA kernel
-# beats an explicit matmul-softmax-matmul (which takes 1.9x its time forward,
-# 2.1x forward + backward); TensorFlow's and JAX's CPU `dot_product_attention`
-# is not fused, and the explicit form takes 0.84 / 0.56 of its time forward
-# and 0.72 / 0.78 forward + backward.
+# "Attention core" and "Where the time goes"; benchmarks/attention_core.py):
+# PyTorch's fused SDPA kernel beats an explicit matmul-softmax-matmul (which
+# takes 1.9x its time forward, 2.1x forward + backward); TensorFlow's and
+# JAX's CPU `dot_product_attention` is not fused, and the explicit form takes
+# 0.84 / 0.56 of its time forward and 0.72 / 0.78 forward + backward. On JAX
+# the explicit form is faster again (about half the core's time) when the
+# weights are normalised after the weighted sum, on the `(B, h, l, d_k)`
+# output instead of the `(B, h, l, s)` weights; TensorFlow's fused softmax
+# kernel beats that form, and a converted file needs the softmax (an int8
+# kernel of its own), so TensorFlow, which every conversion runs on, keeps it.
 _FUSED_CORE = keras.backend.backend() == "torch"
+_NORMALISE_AFTER_SUM = keras.backend.backend() == "jax"
+
+
+_converting = False
+
+
+@contextlib.contextmanager
+def conversion_forms():
+    """Within this context the layers trace the forms a TFLite file needs
+    where those differ from the fastest in Keras (Super's `W_A X` as a
+    FULLY_CONNECTED); `deploy` converts in it."""
+    global _converting
+    before, _converting = _converting, True
+    try:
+        yield
+    finally:
+        _converting = before
+
+
+def converting():
+    """Whether the layers are traced for a TFLite file (`conversion_forms`)."""
+    return _converting
 
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
@@ -225,9 +254,10 @@ class BaseAttention(keras.layers.Layer):
             k, v, mask, cache = self._attend_to_cache(
                 query, value, cache, cache_update_index, mask, source_mask, use_causal_mask
             )
-        heads, weights = self._attend(
-            q, self._split_heads(k), self._split_heads(v), mask, training, return_attention_scores
-        )
+        k_heads = self._split_heads(k)  # (B, s, h, d_k)
+        # Efficient Attention's keys are its values: split (and transpose) once.
+        v_heads = k_heads if v is k else self._split_heads(v)  # (B, s, h, d_k)
+        heads, weights = self._attend(q, k_heads, v_heads, mask, training, return_attention_scores)
         output = self.output_dense(
             ops.reshape(heads, (-1, _length(heads), self.num_heads * self.head_dim))
         )  # (B, l, d)
@@ -281,21 +311,30 @@ class BaseAttention(keras.layers.Layer):
     def _attend(self, q, k, v, mask, training, return_weights):
         """Attention per head on `(B, l, h, d_k)` tensors; returns the same layout."""
         mask = None if mask is None else mask[:, None]  # (B | 1, 1, l, s)
-        # The fused kernel computes in the input dtype; under mixed precision
-        # the explicit form keeps the softmax in float32, so the result does
-        # not depend on `return_attention_scores`.
-        fused = _FUSED_CORE and self.compute_dtype == "float32"
-        if fused and not return_weights and not (training and self.dropout > 0):
+        # The fused kernel and the division after the sum compute in the
+        # input dtype; under mixed precision the explicit softmax is kept in
+        # float32, so the result does not depend on `return_attention_scores`.
+        float32 = self.compute_dtype == "float32"
+        if _FUSED_CORE and float32 and not return_weights and not (training and self.dropout > 0):
             return ops.dot_product_attention(q, k, v, mask=mask), None
         q = ops.transpose(q * (self.head_dim**-0.5), (0, 2, 1, 3))  # (B, h, l, d_k), scaled
-        k = ops.transpose(k, (0, 2, 3, 1))  # (B, h, d_k, s)
-        v = ops.transpose(v, (0, 2, 1, 3))  # (B, h, s, d_k)
-        scores = ops.cast(ops.matmul(q, k), "float32")  # (B, h, l, s)
+        k_heads = ops.transpose(k, (0, 2, 1, 3))  # (B, h, s, d_k)
+        v_heads = k_heads if v is k else ops.transpose(v, (0, 2, 1, 3))  # (B, h, s, d_k)
+        scores = ops.cast(ops.matmul(q, ops.transpose(k_heads, (0, 1, 3, 2))), "float32")  # (B, h, l, s)
         if mask is not None:
             floor = ops.min(scores, axis=-1, keepdims=True) - _MASK_MARGIN  # (B, h, l, 1)
             scores = ops.where(mask, scores, floor)  # (B, h, l, s)
-        weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)
-        heads = ops.matmul(self.dropout_layer(weights, training=training), v)
+        if _NORMALISE_AFTER_SUM and float32 and not return_weights:
+            # Dropout scales each weight alone, so it commutes with the
+            # division by the row sum. The row maximum only keeps exp in
+            # range: its gradient, zero in sum, is not worth computing.
+            peak = ops.stop_gradient(ops.max(scores, axis=-1, keepdims=True))  # (B, h, l, 1)
+            unnormalised = ops.exp(scores - peak)  # (B, h, l, s)
+            weights = self.dropout_layer(unnormalised, training=training)
+            heads = ops.matmul(weights, v_heads) / ops.sum(unnormalised, axis=-1, keepdims=True)  # (B, h, l, d_k)
+            return ops.transpose(heads, (0, 2, 1, 3)), None  # (B, l, h, d_k)
+        weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)  # (B, h, l, s)
+        heads = ops.matmul(self.dropout_layer(weights, training=training), v_heads)  # (B, h, l, d_k)
         return ops.transpose(heads, (0, 2, 1, 3)), weights  # (B, l, h, d_k)
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):

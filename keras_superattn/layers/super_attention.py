@@ -10,6 +10,7 @@ from keras_superattn.layers.base_attention import _cache_positions
 from keras_superattn.layers.base_attention import _is_zero
 from keras_superattn.layers.base_attention import _length
 from keras_superattn.layers.base_attention import _streams
+from keras_superattn.layers.base_attention import converting
 
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
@@ -162,10 +163,13 @@ class SuperAttention(BaseAttention):
     def _form_values(self, value, source_mask, use_causal_mask):
         value = _without_padding(value, source_mask)  # (B, s, d)
         kernel = self._kernel(_length(value), use_causal_mask, value.dtype)  # (s, s)
-        # W_A X as X^T W_A^T: with the weight on the right the TFLite
-        # converter makes it a FULLY_CONNECTED, which XNNPACK runs in int8,
-        # instead of a BATCH_MATMUL, which it does not (BENCHMARKS.md, "Edge
-        # latency": Super's int8 file 0.73x the time, float32 0.95x).
+        if not converting():
+            return ops.matmul(kernel, value)  # (B, s, d), W_A broadcast over the batch
+        # In a TFLite file, W_A X as X^T W_A^T: with the weight on the right
+        # the converter makes it a FULLY_CONNECTED, which XNNPACK runs in
+        # int8, instead of a BATCH_MATMUL, which it does not (BENCHMARKS.md,
+        # "Edge latency": Super's int8 file 0.73x the time, float32 0.95x).
+        # The Keras backends would pay for its two transposes of (B, s, d).
         mixed = ops.matmul(ops.transpose(value, (0, 2, 1)), ops.transpose(kernel))  # (B, d, s)
         return ops.transpose(mixed, (0, 2, 1))  # (B, s, d)
 
