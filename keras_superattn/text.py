@@ -184,6 +184,19 @@ class SubwordTokenizer:
             ids[row, : len(piece_ids)] = piece_ids
         return ids
 
+    def encode(self, texts):
+        """The ids of each text, whole (no cut, no padding): a list of lists."""
+        return self._processor.encode(list(texts))
+
+    def character_count(self, ids):
+        """How many characters the pieces of `ids` spell (spaces included;
+        padding and markers none, `[UNK]` one): the denominator of
+        `generation.bits_per_character`."""
+        ids = np.asarray(ids)
+        pieces = (self._processor.id_to_piece(i) for i in range(4, self.vocabulary_size))
+        lengths = np.array([0, 1, 0, 0] + [len(piece.replace("\u2581", " ")) for piece in pieces])  # by id
+        return int(lengths[ids].sum())
+
     def token_id(self, token):
         """The id of one piece, e.g. `tokenizer.token_id("[end]")`."""
         token_id = self._processor.piece_to_id(token)

@@ -27,6 +27,9 @@ def test_token_crossentropy_leaves_padding_out(rng):
 
     assert generation.mean_token_loss(predict, labels, labels, batch_size=1) == pytest.approx(want, rel=1e-6)
     assert generation.perplexity(predict, labels, labels) == pytest.approx(math.exp(want), rel=1e-6)
+    # The same summed loss (5 real tokens), in bits, over the characters they spell.
+    bits = generation.bits_per_character(predict, labels, labels, characters=17, batch_size=1)
+    assert bits == pytest.approx(5 * want / (17 * math.log(2)), rel=1e-6)
 
 
 def counting_model(ids):

@@ -68,3 +68,14 @@ def test_real_sentences_have_no_unknown_pieces(data_dir):
     ids = spanish(references)
     assert (ids == 1).sum() <= 2  # measured: 0 in the first 1,000 test sentences, 6 in all 17,844
     assert spanish.decode(ids) == references
+
+
+def test_character_count_is_the_length_of_the_decoded_text(tokenizer):
+    texts = ["¿Dónde está el perro?", "Tom está en la fiesta."]
+    whole = tokenizer.encode(texts)
+    np.testing.assert_array_equal(tokenizer(texts)[0, : len(whole[0])], whole[0])  # encode: no cut, no padding
+    for ids, decoded in zip(whole, tokenizer.decode(tokenizer(texts))):
+        # Every text's first piece carries SentencePiece's leading space.
+        assert tokenizer.character_count(ids) == len(decoded) + 1
+    padded = tokenizer(texts, start=True, end=True)  # markers and padding spell nothing
+    assert tokenizer.character_count(padded) == sum(len(t) + 1 for t in texts)

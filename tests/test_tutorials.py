@@ -2,6 +2,7 @@
 
 import functools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -166,12 +167,23 @@ def test_quick_language_model_scores_what_the_report_says(tmp_path, data_dir):
     results, _ = run_tutorial("language_model.py", tmp_path, data_dir, timeout=1800)
     assert list(results["summary"]) == list(layers.VARIANTS)
     _, test_reviews = datasets.load_imdb_text(data_dir)
-    ids = text.Tokenizer.load(tmp_path / "vocabulary.json")(test_reviews[:256])
-    inputs, labels = ids[:, :-1], ids[:, 1:]
+    sys.path.insert(0, os.path.join(ROOT, "tutorials"))
+    import language_model
+
+    tokenizer = text.SubwordTokenizer.load(tmp_path / "subwords.model", 65)
+    inputs, labels = language_model.windows(tokenizer.encode(test_reviews[:64]), 64)
+    characters = tokenizer.character_count(labels)
+    # Bits per character and perplexity measure the same loss: they must agree.
+    for run in results["runs"].values():
+        loss = math.log(run[0]["perplexity"]) * int((labels != 0).sum())
+        assert run[0]["bits_per_character"] == pytest.approx(loss / (math.log(2) * characters), rel=1e-6)
     for variant, summary in results["summary"].items():
         model = keras.saving.load_model(tmp_path / summary["best_checkpoint"])
-        float_perplexity = generation.perplexity(functools.partial(model.predict, verbose=0), inputs, labels)
-        assert float_perplexity == pytest.approx(summary["best_run"]["perplexity"], rel=1e-4)
+        predict = functools.partial(model.predict, verbose=0)
+        best = summary["best_run"]
+        assert generation.perplexity(predict, inputs, labels) == pytest.approx(best["perplexity"], rel=1e-4)
+        bits = generation.bits_per_character(predict, inputs, labels, characters)
+        assert bits == pytest.approx(best["bits_per_character"], rel=1e-4)
         file = deploy.TFLiteModel(tmp_path / "tflite" / f"{variant}_int8.tflite")
         int8_perplexity = generation.perplexity(file.predict, inputs[:200], labels[:200])
         assert int8_perplexity == pytest.approx(summary["int8"]["perplexity"], rel=1e-9)

@@ -89,13 +89,14 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
     experiments.compare_variants(build, data, variants, range(args.seeds), args.out, config)
 
 
-def generative_report(results, out_dir, metric, higher_is_better):
+def generative_report(results, out_dir, metric, higher_is_better, also=()):
     """results.md and results.png of a `compare_generators` run: `metric`
-    (e.g. `"bleu"`) per variant, mean ± std over seeds, with the int8 file's."""
+    (e.g. `"bleu"`) per variant, mean ± std over seeds, with the int8 file's,
+    and the further test metrics named in `also`."""
     from keras_superattn.training.reporting import generative_table
     from keras_superattn.training.reporting import plot_metric
 
-    table = generative_table(results, metric)
+    table = generative_table(results, metric, also)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(table)
     plot_metric(results, metric, higher_is_better, os.path.join(out_dir, "results.png"))

@@ -78,7 +78,7 @@ def main():
     config, data, evaluate, _ = language_model.prepare(args)
 
     def build(arm):
-        return language_model.build(*ARMS[arm])
+        return language_model.build(*ARMS[arm], quick=args.quick)
 
     results = experiments.compare_generators(build, data, arms, range(args.seeds), args.out, config, evaluate)
     _common.generative_report(results, args.out, "perplexity", higher_is_better=False)

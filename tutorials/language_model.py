@@ -1,17 +1,21 @@
 """A language model of IMDB reviews: every attention variant side by side.
 
-Decoder-only (GPT-style) models on the raw IMDB reviews: lower-cased,
-punctuation stripped, Keras' TextVectorization with the 4,000 most frequent
-words; each review gives its first 33 tokens (inputs 32, targets shifted by
-one; shorter reviews are padded and the padding is left out of the loss).
-Two pre-norm decoder blocks, width 64, 4 heads, a 128-wide feed-forward
-network, dropout 0.1. The 25,000 training reviews are split 90 / 10 into
-training and validation (seeded); Adam at 1e-3 with a cosine decay, batch
-128, 3 epochs, 2 seeds, best-validation-loss checkpoint. Test: perplexity
-on the first 5,000 test reviews, and greedy and sampled continuations of a
-few test prompts. Each variant's best model is converted to int8 and scored and
-decoded on LiteRT. Sized so that a full run takes about 20 minutes on 2
-idle CPU cores (the 4,000-word logits layer dominates).
+Decoder-only (GPT-style) models on the raw IMDB reviews, text as it is
+(case and punctuation kept, `<br />` as spaces). A SentencePiece model of
+4,000 subwords learnt from the training reviews; each review is cut into
+consecutive windows of 64 pieces (inputs, and the targets shifted by one, so
+that every piece but a review's first is predicted once; a review's last
+window is padded and the padding is left out of the loss). Two pre-norm
+decoder blocks, width 128, 4 heads, a 256-wide feed-forward network,
+dropout 0.1. The 25,000 training reviews are split 90 / 10 into training
+and validation (seeded); Adam at 1e-3 with a cosine decay, batch 128, 3
+epochs, 2 seeds, best-validation-loss checkpoint. Test, on the windows of
+the first 1,000 test reviews: perplexity per piece and bits per character
+(which does not depend on the vocabulary, so runs with different
+tokenisations compare), and greedy and sampled continuations of test
+prompts (their first 16 pieces, continued to 64). Each variant's best model
+is converted to int8 and scored and decoded on LiteRT. A run resumes where
+it stopped when run again with the same --out.
 
     python tutorials/language_model.py --data-dir ../shared/data
     python tutorials/language_model.py --quick
@@ -34,8 +38,9 @@ from keras_superattn import models  # noqa: E402
 from keras_superattn import text  # noqa: E402
 from keras_superattn.training import experiments  # noqa: E402
 
-VOCABULARY_SIZE, SEQUENCE_LENGTH, PROMPT_LENGTH, TEST_REVIEWS = 4000, 32, 8, 5000
-EXAMPLES, INT8_SEQUENCES, CALIBRATION = 5, 200, 200
+VOCABULARY_SIZE, SEQUENCE_LENGTH, PROMPT_LENGTH, TEST_REVIEWS = 4000, 64, 16, 1000
+WIDTH, HEADS, FEEDFORWARD, LAYERS = 128, 4, 256, 2
+VALIDATION_WINDOWS, EXAMPLES, INT8_SEQUENCES, CALIBRATION = 5000, 5, 200, 200
 
 
 def main():
@@ -43,44 +48,66 @@ def main():
     variants = _common.settle(args, tuple(layers.VARIANTS), "language_model")
     config, data, evaluate, convert = prepare(args)
     results = experiments.compare_generators(
-        lambda variant: build(variant, args.attention_kwargs), data, variants, range(args.seeds), args.out, config,
-        evaluate, convert,
+        lambda variant: build(variant, args.attention_kwargs, quick=args.quick), data, variants, range(args.seeds),
+        args.out, config, evaluate, convert,
     )
-    _common.generative_report(results, args.out, "perplexity", higher_is_better=False)
+    _common.generative_report(results, args.out, "perplexity", higher_is_better=False, also=["bits_per_character"])
 
 
-def build(variant, attention_kwargs=None):
-    return models.language_model(variant, VOCABULARY_SIZE, SEQUENCE_LENGTH, attention_kwargs=attention_kwargs)
+def vocabulary_size(quick):
+    # 1,024 reviews (--quick) hold too few distinct pieces for 4,000.
+    return 500 if quick else VOCABULARY_SIZE
+
+
+def build(variant, attention_kwargs=None, quick=False):
+    return models.language_model(
+        variant, vocabulary_size(quick), SEQUENCE_LENGTH, embedding_dim=WIDTH, num_heads=HEADS,
+        intermediate_dim=FEEDFORWARD, num_layers=LAYERS, attention_kwargs=attention_kwargs,
+    )
+
+
+def windows(token_lists, length):
+    """`(inputs, targets)` int32 arrays `(N, length)`: consecutive windows of
+    each list of ids, the targets shifted by one, the last window padded."""
+    rows = [ids[begin : begin + length + 1] for ids in token_lists for begin in range(0, len(ids) - 1, length)]
+    ids = np.zeros((len(rows), length + 1), np.int32)
+    for index, row in enumerate(rows):
+        ids[index, : len(row)] = row
+    return ids[:, :-1], ids[:, 1:]
 
 
 def prepare(args):
     """The tutorial's training config, `(train, validation)` arrays, and its
     `evaluate` and `convert` hooks of `compare_generators`."""
+    pieces = vocabulary_size(args.quick)
     config = experiments.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, learning_rate_schedule="cosine",
         loss="token_crossentropy", verbose=1 if not args.quick else 2,
-        title=f"IMDB language model, {VOCABULARY_SIZE} words, l = {SEQUENCE_LENGTH}, d = 64, 4 heads, 2 blocks",
+        title=(
+            f"IMDB language model, {pieces} subwords, l = {SEQUENCE_LENGTH}, d = {WIDTH}, {HEADS} heads, "
+            f"{LAYERS} blocks"
+        ),
         record=dict(
-            vocabulary_size=VOCABULARY_SIZE, sequence_length=SEQUENCE_LENGTH, test_reviews=TEST_REVIEWS,
-            **_common.recorded(args),
+            vocabulary_size=pieces, sequence_length=SEQUENCE_LENGTH, width=WIDTH, heads=HEADS,
+            feedforward=FEEDFORWARD, layers=LAYERS, test_reviews=TEST_REVIEWS,
+            validation_windows=VALIDATION_WINDOWS, **_common.recorded(args),
         ),
     )
     reviews, test_reviews = datasets.load_imdb_text(args.data_dir)
     reviews = [reviews[i] for i in np.random.RandomState(0).permutation(len(reviews))]
     if args.quick:
-        reviews, test_reviews = reviews[:2304], test_reviews[:256]
-    test_reviews = test_reviews[:TEST_REVIEWS]
+        reviews, test_reviews = reviews[:1024], test_reviews[:64]
     held_out = len(reviews) // 10
-    tokenizer = text.Tokenizer.adapt(reviews[held_out:], VOCABULARY_SIZE, SEQUENCE_LENGTH + 1)
+    tokenizer = text.SubwordTokenizer.train(reviews[held_out:], pieces, SEQUENCE_LENGTH + 1)
     os.makedirs(args.out, exist_ok=True)
-    tokenizer.save(os.path.join(args.out, "vocabulary.json"))
+    tokenizer.save(os.path.join(args.out, "subwords.model"))
 
     def arrays(texts):
-        ids = tokenizer(texts)
-        return ids[:, :-1], ids[:, 1:]
+        return windows(tokenizer.encode(texts), SEQUENCE_LENGTH)
 
-    test_ids, test_labels = arrays(test_reviews)
-    prompts = test_ids[:INT8_SEQUENCES].copy()
+    test_ids, test_labels = arrays(test_reviews[:TEST_REVIEWS])
+    characters = tokenizer.character_count(test_labels)
+    prompts = tokenizer(test_reviews[:INT8_SEQUENCES])[:, :SEQUENCE_LENGTH]
     prompts[:, PROMPT_LENGTH:] = 0
 
     def continue_prompts(predict, count, temperature=0.0):
@@ -90,11 +117,15 @@ def prepare(args):
         def predict(ids):
             return model.predict(ids, batch_size=256, verbose=0)
 
-        greedy = tokenizer.decode(continue_prompts(predict, EXAMPLES))
-        sampled = tokenizer.decode(continue_prompts(predict, EXAMPLES, temperature=0.8))
+        greedy = tokenizer.decode(continue_prompts(predict, EXAMPLES)[:, PROMPT_LENGTH:])
+        sampled = tokenizer.decode(continue_prompts(predict, EXAMPLES, temperature=0.8)[:, PROMPT_LENGTH:])
         return {
             "perplexity": generation.perplexity(predict, test_ids, test_labels),
-            "examples": [{"greedy": g, "sampled (T = 0.8)": s} for g, s in zip(greedy, sampled)],
+            "bits_per_character": generation.bits_per_character(predict, test_ids, test_labels, characters),
+            "examples": [
+                {"prompt": p, "greedy": g, "sampled (T = 0.8)": s}
+                for p, g, s in zip(tokenizer.decode(prompts[:EXAMPLES]), greedy, sampled)
+            ],
         }
 
     def convert(variant, checkpoint):
@@ -118,7 +149,9 @@ def prepare(args):
             "ms_per_token": 1e3 * seconds,
         }
 
-    data = arrays(reviews[held_out:]), arrays(reviews[:held_out])
+    train = arrays(reviews[held_out:])
+    validation = tuple(part[:VALIDATION_WINDOWS] for part in arrays(reviews[:held_out]))
+    data = train, validation
     return config, data, evaluate, convert
 
 

@@ -1,6 +1,7 @@
-"""Next-token models: generation (cached or full-sequence), loss, perplexity, BLEU."""
+"""Next-token models: generation (cached or full-sequence), loss, perplexity, bits per character, BLEU."""
 
 from keras_superattn.generation.generator import Generator
+from keras_superattn.generation.metrics import bits_per_character
 from keras_superattn.generation.metrics import corpus_bleu
 from keras_superattn.generation.metrics import mean_token_loss
 from keras_superattn.generation.metrics import perplexity
@@ -20,6 +21,7 @@ __all__ = [
     "Sampler",
     "TopKSampler",
     "TopPSampler",
+    "bits_per_character",
     "corpus_bleu",
     "decode",
     "full_sequence_next",

@@ -1,4 +1,4 @@
-"""How good a next-token model is: its training loss, perplexity and BLEU.
+"""How good a next-token model is: its training loss, perplexity, bits per character and BLEU.
 
 Position `t` of a model's logits scores the token at `t + 1`; `predict` is
 any `ids (N, T) -> logits (N, T, V)` callable, a Keras model's or a
@@ -24,6 +24,21 @@ def token_crossentropy(y_true, y_pred):
 def mean_token_loss(predict, ids, labels, batch_size=256):
     """Mean negative log-likelihood (nats) of the real tokens of `labels`
     under `predict`'s logits, batch by batch."""
+    total, count = _summed_token_loss(predict, ids, labels, batch_size)
+    return total / count
+
+
+def bits_per_character(predict, ids, labels, characters, batch_size=256):
+    """The negative log-likelihood of the real tokens of `labels`, in bits
+    per character of the text they spell (`characters` in all, e.g.
+    `SubwordTokenizer.character_count(labels)`): a figure that models with
+    different vocabularies share."""
+    total, _ = _summed_token_loss(predict, ids, labels, batch_size)
+    return total / (math.log(2) * characters)
+
+
+def _summed_token_loss(predict, ids, labels, batch_size):
+    """`(summed negative log-likelihood in nats, number)` of the real tokens."""
     total, count = 0.0, 0
     for begin in range(0, len(labels), batch_size):
         batch = slice(begin, begin + batch_size)
@@ -36,7 +51,7 @@ def mean_token_loss(predict, ids, labels, batch_size=256):
         real = target != 0
         total += float(((log_normalizer - chosen) * real).sum())
         count += int(real.sum())
-    return total / count
+    return total, count
 
 
 def perplexity(predict, ids, labels, batch_size=256):

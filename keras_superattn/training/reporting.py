@@ -57,21 +57,24 @@ def _plot(results, points, ylabel, path):
     plt.close(figure)
 
 
-def generative_table(results, metric):
-    """The markdown table of a `compare_generators` run, for its `metric`."""
+def generative_table(results, metric, also=()):
+    """The markdown table of a `compare_generators` run, for its `metric`
+    and the test metrics named in `also` (mean ± std columns)."""
     seeds = len(results["seeds"])
+    extra = "".join(f" test {name} (mean ± std) |" for name in also)
     lines = [
         f"### {results['config'].get('title', 'results')} ({results['backend']}, {seeds} seed(s))",
         "",
-        f"| variant | attention params | total params | test {metric} (mean ± std) | validation loss "
+        f"| variant | attention params | total params | test {metric} (mean ± std) |{extra} validation loss "
         f"| s / epoch | ms / batch | best run: float / int8 {metric} | int8 greedy agreement | int8 ms / token |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|" + "---|" * len(also) + "---|---|---|---|---|---|",
     ]
     for variant, s in results["summary"].items():
         int8 = s.get("int8") or {}
+        extra = "".join(f" {s[f'{name}_mean']:.3f} ± {s[f'{name}_std']:.3f} |" for name in also)
         lines.append(
             f"| {variant} | {s['attention_params_mean']:,.0f} | {s['total_params_mean']:,.0f} "
-            f"| {s[f'{metric}_mean']:.2f} ± {s[f'{metric}_std']:.2f} | {s['validation_loss_mean']:.4f} "
+            f"| {s[f'{metric}_mean']:.2f} ± {s[f'{metric}_std']:.2f} |{extra} {s['validation_loss_mean']:.4f} "
             f"| {s['epoch_seconds_mean']:.1f} | {s['batch_latency_ms']:.2f} "
             f"| {s['best_run'][metric]:.2f} / {_number(int8.get(metric))} "
             f"| {_number(int8.get('greedy_agreement'), 100)} % | {_number(int8.get('ms_per_token'))} |"
