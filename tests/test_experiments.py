@@ -206,3 +206,23 @@ def test_tutorials_take_attention_arguments_as_a_json_object():
     run = subprocess.run([*ablation, "--attention-kwargs", '{"use_bias": false}'], capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 1 and "--attention-kwargs: the ablation sets the attention arguments per arm" in run.stderr
+
+
+def test_tensorflow_xla_compiles_the_training_step_and_is_recorded_when_set(tmp_path, tiny_data):
+    assert "tensorflow_xla" not in CONFIG.as_record()  # records made before the setting still resume
+    config = experiments.TrainingConfig(**SETTINGS, tensorflow_xla=True)
+    assert config.as_record()["tensorflow_xla"] is True
+    built = []
+
+    def build(variant):
+        built.append(tiny_text(variant))
+        return built[-1]
+
+    for run_config in (CONFIG, config):
+        out = tmp_path / str(len(built))
+        (out / "models").mkdir(parents=True)
+        run = experiments.train_one(build, tiny_data, "super", 0, run_config, out)
+        assert 0 <= run["test_accuracy"] <= 1
+    backend = keras.backend.backend()
+    # Keras' own choice without it: JAX compiles, TensorFlow on a CPU and PyTorch do not.
+    assert [model.jit_compile for model in built] == [backend == "jax", backend in ("jax", "tensorflow")]

@@ -43,6 +43,9 @@ class TrainingConfig:
         learning_rate_schedule: `"constant"`, or `"cosine"` to decay the
             learning rate to zero over exactly the steps of the run.
         verbose: `fit`'s verbosity.
+        tensorflow_xla: bool. On TensorFlow, compile the training step with
+            XLA (`jit_compile=True`), which Keras leaves off on a CPU; other
+            backends keep Keras' default (JAX compiles anyway).
         title: title of the table and plot.
         record: further settings to record in `results.json`, e.g. the
             model's sizes; they do not change the training.
@@ -55,6 +58,7 @@ class TrainingConfig:
     validation_split: float = 0.1
     learning_rate_schedule: str = "constant"
     verbose: int = 2
+    tensorflow_xla: bool = False
     title: str = "results"
     record: dict = dataclasses.field(default_factory=dict)
 
@@ -80,6 +84,8 @@ class TrainingConfig:
         """The settings as `results.json` records them (flat, without `verbose`)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         del fields["verbose"], fields["record"]
+        if not self.tensorflow_xla:  # recorded only when set: runs recorded before it existed resume
+            del fields["tensorflow_xla"]
         return {**fields, **self.record}
 
 
@@ -131,7 +137,11 @@ def _fit_best(build_model, variant, seed, config, out_dir, train, validation, me
     model = build_model(variant)
     samples = len(keras.tree.flatten(train[0])[0])
     loss = _LOSSES.get(config.loss, config.loss)
-    model.compile(optimizer=adam(config, samples, split=validation is None), loss=loss, metrics=metrics)
+    xla = config.tensorflow_xla and keras.backend.backend() == "tensorflow"
+    model.compile(
+        optimizer=adam(config, samples, split=validation is None), loss=loss, metrics=metrics,
+        jit_compile=True if xla else "auto",
+    )
     path = os.path.join(out_dir, "models", f"{variant}_seed{seed}.keras")
     backup_dir = os.path.join(out_dir, "backup", f"{variant}_seed{seed}")
     resume = os.path.isdir(backup_dir)

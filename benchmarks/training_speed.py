@@ -1,0 +1,109 @@
+"""Which backend trains the generative tutorials' models fastest on this machine.
+
+One training step (`train_on_batch`, Adam, the token cross-entropy, batch
+128 of random ids) of the language model and the translator of
+`tutorials/language_model.py` / `tutorials/translation_spa_eng.py`, at their
+sizes, on TensorFlow (as `fit` runs it on a CPU: a `tf.function` without XLA),
+TensorFlow with `jit_compile=True` (XLA), JAX (`jax.jit`, Keras' default)
+and PyTorch (eager, Keras' default). Each configuration runs in a process of
+its own; the processes take turns, round by round, so that drifting load
+hits them alike, and each reports the median of its timed steps. The table
+gives milliseconds per step and the ratio to TensorFlow's in the same round.
+
+    python benchmarks/training_speed.py --rounds 2
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+CONFIGS = {  # name: (KERAS_BACKEND, jit_compile)
+    "tensorflow": ("tensorflow", "auto"),
+    "tensorflow + XLA": ("tensorflow", True),
+    "jax": ("jax", "auto"),
+    "torch": ("torch", "auto"),
+}
+MODELS = ("language_model standard", "language_model super", "translator standard", "translator super")
+BATCH = 128
+
+
+def build(model, variant):
+    from keras_superattn import models
+
+    if model == "language_model":  # tutorials/language_model.py
+        return models.language_model(variant, 4000, 64, embedding_dim=128, num_heads=4, intermediate_dim=256)
+    # tutorials/translation_spa_eng.py
+    return models.translator(variant, 4000, 4000, 24, 24, embedding_dim=128, num_heads=4, intermediate_dim=256)
+
+
+def batch(model, rng):
+    if model == "language_model":
+        ids = rng.integers(1, 4000, size=(BATCH, 65)).astype("int32")
+        return ids[:, :-1], ids[:, 1:]
+    source = rng.integers(1, 4000, size=(BATCH, 24)).astype("int32")
+    target = rng.integers(1, 4000, size=(BATCH, 25)).astype("int32")
+    return {"source": source, "target": target[:, :-1]}, target[:, 1:]
+
+
+def worker(jit_compile, steps, warmup):
+    """Median seconds per training step of every model, as JSON on stdout."""
+    import keras
+    import numpy as np
+
+    from keras_superattn import generation
+
+    rng = np.random.default_rng(0)
+    medians = {}
+    for name in MODELS:
+        keras.utils.set_random_seed(0)
+        model = build(*name.split())
+        model.compile(optimizer="adam", loss=generation.token_crossentropy, jit_compile=jit_compile)
+        x, y = batch(name.split()[0], rng)
+        for _ in range(warmup):
+            model.train_on_batch(x, y)
+        seconds = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            model.train_on_batch(x, y)
+            seconds.append(time.perf_counter() - start)
+        medians[name] = statistics.median(seconds)
+    print(json.dumps(medians))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=2, help="turns of every configuration")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per model and turn")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(json.loads(args.worker), args.steps, args.warmup)
+        return
+    times = {name: [] for name in CONFIGS}
+    for _ in range(args.rounds):
+        for name, (backend, jit_compile) in CONFIGS.items():
+            command = [sys.executable, __file__, "--worker", json.dumps(jit_compile), "--steps", str(args.steps),
+                       "--warmup", str(args.warmup)]
+            run = subprocess.run(command, env=dict(os.environ, KERAS_BACKEND=backend), capture_output=True, text=True)
+            if run.returncode:
+                raise SystemExit(f"{name} failed:\n{run.stderr[-3000:]}")
+            times[name].append(json.loads(run.stdout.strip().splitlines()[-1]))
+    print("| model | " + " | ".join(f"{name} ms / step (x TF)" for name in CONFIGS) + " |")
+    print("|---|" + "---|" * len(CONFIGS))
+    for model in MODELS:
+        baseline = [round_[model] for round_ in times["tensorflow"]]
+        cells = []
+        for name in CONFIGS:
+            values = [round_[model] for round_ in times[name]]
+            ratios = [v / b for v, b in zip(values, baseline)]
+            cells.append(f"{1e3 * statistics.median(values):.0f} ({min(ratios):.2f}-{max(ratios):.2f})")
+        print(f"| {model} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
