@@ -153,6 +153,10 @@ def test_quick_translation_reports_every_variant(tmp_path, data_dir):
         bleu = generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), references)
         assert bleu == pytest.approx(summary["int8"]["bleu"], abs=1e-9)
         assert 0.0 <= summary["int8"]["greedy_agreement"] <= 1.0 and summary["int8"]["ms_per_token"] > 0
+        cached = deploy.inspect(tmp_path / "tflite" / f"{variant}_cached_int8.tflite")
+        assert set(cached["signatures"]) == {"prefill", "decode"} and cached["full_integer"]
+        streams = 1 if variant == "efficient" else 2  # Efficient's keys are its values
+        assert summary["int8"]["cached"]["cache_bytes_per_token"] == streams * 128  # 1 decoder block, d = 128
         assert f"| {variant} |" in stdout
     for name in ("results.md", "results.png"):
         assert (tmp_path / name).stat().st_size > 0
@@ -184,6 +188,11 @@ def test_quick_language_model_scores_what_the_report_says(tmp_path, data_dir):
         assert generation.perplexity(predict, inputs, labels) == pytest.approx(best["perplexity"], rel=1e-4)
         bits = generation.bits_per_character(predict, inputs, labels, characters)
         assert bits == pytest.approx(best["bits_per_character"], rel=1e-4)
+        cached = deploy.inspect(tmp_path / "tflite" / f"{variant}_cached_int8.tflite")
+        assert set(cached["signatures"]) == {"prefill", "decode"} and cached["full_integer"]
+        streams = 1 if variant == "efficient" else 2  # Efficient's keys are its values
+        assert summary["int8"]["cached"]["cache_bytes_per_token"] == 2 * streams * 128  # 2 blocks, d = 128, int8
+        assert 0 <= summary["int8"]["cached"]["greedy_agreement"] <= 1 and summary["int8"]["cached"]["ms_per_token"] > 0
         file = deploy.TFLiteModel(tmp_path / "tflite" / f"{variant}_int8.tflite")
         int8_perplexity = generation.perplexity(file.predict, inputs[:200], labels[:200])
         assert int8_perplexity == pytest.approx(summary["int8"]["perplexity"], rel=1e-9)

@@ -14,7 +14,9 @@ int8 files together (1 thread, interleaved, median) and updates the manifest
 The generative tutorials convert their best models themselves and score the
 int8 files there (BLEU or perplexity, greedy agreement with the Keras model);
 their files and vocabularies are copied here with those scores, and timed
-and checked on arm64 here: one invocation is one generated token.
+and checked on arm64 here: one invocation is one generated token. Their
+files with a cached decoding step (`<task>_<variant>_cached_int8.tflite`,
+`deploy.TFLiteGenerator`) are copied with the tutorial's scores.
 """
 
 import argparse
@@ -170,7 +172,7 @@ def build(task, run_dir, data_dir):
 GENERATIVE = {
     # task: (tutorial, metric, vocabulary files)
     "translation": ("translation_spa_eng", "bleu", ("english.model", "spanish.model")),
-    "language_model": ("language_model", "perplexity", ("vocabulary.json",)),
+    "language_model": ("language_model", "perplexity", ("subwords.model",)),
 }
 
 
@@ -188,7 +190,11 @@ def generative_inputs(task, run_dir, data_dir):
         target = spanish([s for _, s in pairs], start=True, end=True)
         return {"source": english([e for e, _ in pairs]), "target": target[:, :-1]}
     _, reviews = datasets.load_imdb_text(data_dir)
-    return text.Tokenizer.load(os.path.join(run_dir, "vocabulary.json"))(reviews[:ARM64_SAMPLES])[:, :-1]
+    with open(os.path.join(run_dir, "results.json")) as f:
+        length = json.load(f)["config"]["sequence_length"]
+    # Each review's first window, as the tutorial's prompts.
+    tokenizer = text.SubwordTokenizer.load(os.path.join(run_dir, "subwords.model"), length + 1)
+    return tokenizer(reviews[:ARM64_SAMPLES])[:, :-1]
 
 
 def build_generative(task, run_dir, data_dir):
@@ -223,6 +229,31 @@ def build_generative(task, run_dir, data_dir):
         )
     check_arm64(entries, paths, inputs)
     add_speed(entries, paths, task, "latency_ms_per_token_1_thread")
+    entries.update(cached_entries(task, run_dir, results))
+    return entries
+
+
+def cached_entries(task, run_dir, results):
+    """The files with a cached decoding step (`prefill` / `decode`), copied
+    with the tutorial's scores: greedy agreement with the Keras model, cache
+    bytes per token, ms per generated token."""
+    tutorial = GENERATIVE[task][0]
+    entries = {}
+    for variant, summary in results["summary"].items():
+        cached = summary["int8"].get("cached")
+        if cached is None:  # a run of the tutorials before they made these files
+            continue
+        name = f"{task}_{variant}_cached_int8.tflite"
+        path = os.path.join(HERE, name)
+        shutil.copyfile(os.path.join(run_dir, "tflite", f"{variant}_cached_int8.tflite"), path)
+        entries[name] = {
+            **file_entry(tutorial, results, variant, path),
+            "signatures": ["prefill", "decode"],
+            "vocabularies": [f"{task}_{vocabulary}" for vocabulary in GENERATIVE[task][2]],
+            "int8_greedy_agreement": cached["greedy_agreement"],
+            "cache_bytes_per_token": cached["cache_bytes_per_token"],
+            "decode_ms_per_token": cached["ms_per_token"],
+        }
     return entries
 
 
@@ -250,6 +281,10 @@ def main():
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=2)
     for name, entry in rebuilt.items():
+        if "decode_ms_per_token" in entry:
+            print(f"{name}: {entry['size_bytes']:,} B, greedy agreement {100 * entry['int8_greedy_agreement']:.1f} %, "
+                  f"{entry['cache_bytes_per_token']} cache bytes / token, {entry['decode_ms_per_token']:.3f} ms/token")
+            continue
         if "latency_ms_per_token_1_thread" in entry:
             scores = {k: round(v, 4) for k, v in entry.items() if k.startswith(("float_", "int8_"))}
             print(f"{name}: {entry['size_bytes']:,} B, {scores}, {entry['latency_ms_per_token_1_thread']:.3f} ms/token")

@@ -51,6 +51,8 @@ class CachedConversion:
         num_checked: number of prompts checked.
         cache_bytes_per_token: bytes of self-attention cache per token,
             all layers: `layers * n * d` times 1 (int8) or 4 (float32).
+        decode_seconds: mean seconds of one `decode` invocation (one
+            generated token) during the check, on LiteRT's default threads.
     """
 
     path: str
@@ -58,6 +60,7 @@ class CachedConversion:
     greedy_agreement: float
     num_checked: int
     cache_bytes_per_token: int
+    decode_seconds: float
 
     def __fspath__(self):
         return self.path
@@ -134,14 +137,14 @@ def convert_generator(
         f.write(tflite_bytes)
     os.chmod(f.name, 0o666 & ~_umask())  # as open() would create it
     try:
-        got, _ = TFLiteGenerator(f.name).generate(prompts, source=sources)
+        got, decode_seconds = TFLiteGenerator(f.name).generate(prompts, source=sources)
         os.replace(f.name, output_path)
     finally:
         if os.path.exists(f.name):
             os.unlink(f.name)
     conversion = CachedConversion(
         os.fspath(output_path), quantization, float(np.mean((got == want).all(axis=1))), len(prompts),
-        _cache_bytes_per_token(generator, quantization),
+        _cache_bytes_per_token(generator, quantization), decode_seconds,
     )
     if verbose:
         print(f"{output_path}: greedy continuations as the Keras model's on "
