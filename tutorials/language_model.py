@@ -12,14 +12,14 @@ and validation (seeded); Adam at 1e-3 with a cosine decay, batch 128, 3
 epochs, 2 seeds, best-validation-loss checkpoint; on TensorFlow the
 training step is compiled with XLA (benchmarks/training_speed.py: 0.72-0.78
 of the plain step's time here, and JAX's and PyTorch's steps take 2.0x and
-1.4x). Test, on the windows of
-the first 1,000 test reviews: perplexity per piece and bits per character
-(which does not depend on the vocabulary, so runs with different
-tokenisations compare), and greedy and sampled continuations of test
-prompts (their first 16 pieces, continued to 64). Each variant's best model
-is converted to int8, scored and decoded on LiteRT, and converted again to
-an int8 file with a cached decoding step (`deploy.convert_generator`). A run resumes where
-it stopped when run again with the same --out.
+1.4x). Test, on the windows of the first 1,000 test reviews: perplexity per
+piece and bits per character (which does not depend on the vocabulary, so
+runs with different tokenisations compare), and greedy and sampled
+continuations of test prompts (their first 16 pieces, continued to 64).
+Each variant's best model is converted to int8, scored and decoded on
+LiteRT, and converted again to an int8 file with a cached decoding step
+(`deploy.convert_generator`). A run resumes where it stopped when run again
+with the same --out.
 
     python tutorials/language_model.py --data-dir ../shared/data
     python tutorials/language_model.py --quick
@@ -144,18 +144,9 @@ def prepare(args):
         ids, seconds = deploy.decode_greedy(path, prompts, PROMPT_LENGTH)
         file = deploy.TFLiteModel(path)
         sequences = slice(0, INT8_SEQUENCES)
-        # The file for generation: one decoding step per token (`deploy.TFLiteGenerator`). Its
-        # check continues the first quarter of each window, PROMPT_LENGTH pieces, as above.
-        cached = deploy.convert_generator(
-            checkpoint, os.path.join(args.out, "tflite", f"{variant}_cached_int8.tflite"),
-            representative_data=data[0][0], validation_data=first_windows, verbose=False,
-        )
         return {
-            "cached": {
-                "greedy_agreement": cached.greedy_agreement,
-                "cache_bytes_per_token": cached.cache_bytes_per_token,
-                "ms_per_token": 1e3 * cached.decode_seconds,
-            },
+            # Its check continues the first quarter of each window: PROMPT_LENGTH pieces, as above.
+            "cached": _common.cached_int8(args.out, variant, checkpoint, data[0][0], first_windows),
             "perplexity": generation.perplexity(file.predict, test_ids[sequences], test_labels[sequences]),
             "float_perplexity_same_sequences": generation.perplexity(
                 lambda ids: model.predict(ids, verbose=0), test_ids[sequences], test_labels[sequences]

@@ -121,18 +121,9 @@ def main():
         prompt[:, 0] = start
         source = english([e for e, _ in test])
         ids, seconds = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
-        # The file for generation: one decoding step per token (`deploy.TFLiteGenerator`), checked on
-        # the test sentences' greedy translations (without stopping at [end]).
-        cached = deploy.convert_generator(
-            checkpoint, os.path.join(args.out, "tflite", f"{variant}_cached_int8.tflite"),
-            representative_data=train_inputs, validation_data=arrays(test)[0], verbose=False,
-        )
         return {
-            "cached": {
-                "greedy_agreement": cached.greedy_agreement,
-                "cache_bytes_per_token": cached.cache_bytes_per_token,
-                "ms_per_token": 1e3 * cached.decode_seconds,
-            },
+            # Checked on the test sentences' greedy translations (not stopped at [end]).
+            "cached": _common.cached_int8(args.out, variant, checkpoint, train_inputs, arrays(test)[0]),
             "bleu": generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), [s for _, s in test]),
             "greedy_agreement": float(np.mean((ids == keras_ids).all(axis=1))),
             "token_agreement": conversion.agreement,
