@@ -3,6 +3,7 @@
 from keras_superattn import costs
 from keras_superattn import layers
 from keras_superattn import models
+from keras_superattn import quantization
 
 __version__ = "0.1.0"
-__all__ = ["costs", "layers", "models"]
+__all__ = ["costs", "layers", "models", "quantization"]

@@ -8,6 +8,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_superattn import quantization as quantization_aware
 from keras_superattn._validation import check_positive_int
 from keras_superattn.deploy import calibration
 from keras_superattn.deploy import flatbuffer
@@ -82,7 +83,9 @@ def convert(
     int8 activation ranges are measured with every tensor in a buffer of its
     own (see `calibration.py`): TensorFlow's own calibrator records wrong
     ranges for tensors that an op overwrites in place, which costs several
-    accuracy points.
+    accuracy points. A quantization-aware model (`quantization.quantize_model`)
+    converts to `"int8"` with its trained ranges instead, without calibration
+    data; `representative_data`, if given, only serves to check the file.
 
     Args:
         model: a `keras.Model` (functional or Sequential), or the path of a
@@ -143,7 +146,16 @@ def convert(
             raise FileNotFoundError(f"Argument `model`: no .keras file at {os.fspath(model)!r}")
         model = keras.saving.load_model(model, compile=False)
     samples = None
-    if quantization in INTEGER_QUANTIZATIONS:
+    trained_ranges = quantization_aware.is_quantization_aware(model)
+    if trained_ranges:
+        if quantization != "int8":
+            raise ValueError(
+                "A quantization-aware model converts to quantization='int8' (its ranges are int8 ranges); "
+                f"convert the float model for other modes. Received: quantization={quantization!r}"
+            )
+        if validation_data is None and representative_data is not None:
+            validation_data = representative_data
+    elif quantization in INTEGER_QUANTIZATIONS:
         samples = _samples("representative_data", representative_data, model)
         samples = {name: x[:num_calibration_samples] for name, x in samples.items()}
         count = _count(samples)
@@ -161,7 +173,7 @@ def convert(
                 f"Received: {_count(checked)}"
             )
     tflite_bytes = _convert_tensorflow_model(
-        model, batch_size, quantization, samples, io_dtype, calibration_statistic, verbose
+        model, batch_size, quantization, samples, io_dtype, calibration_statistic, verbose, trained_ranges
     )
     if quantization in INTEGER_QUANTIZATIONS:
         check_full_integer(tflite_bytes, allowed=float_ops_kept(quantization), model=model)
@@ -296,7 +308,9 @@ def _output_names(model):
     return list(names) if names else [model.layers[-1].name]
 
 
-def _convert_tensorflow_model(model, batch_size, quantization, samples, io_dtype, statistic, verbose):
+def _convert_tensorflow_model(
+    model, batch_size, quantization, samples, io_dtype, statistic, verbose, trained_ranges=False
+):
     import tensorflow as tf
 
     names = [model_input.name for model_input in model.inputs]
@@ -325,9 +339,12 @@ def _convert_tensorflow_model(model, batch_size, quantization, samples, io_dtype
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        if quantization in INTEGER_QUANTIZATIONS:
+        if trained_ranges:
+            # The converter takes each tensor's scale from its fake quantization.
+            converter.inference_input_type = converter.inference_output_type = getattr(tf, io_dtype)
+        elif quantization in INTEGER_QUANTIZATIONS:
             converter.representative_dataset = _representative_dataset(samples, batch_size, verbose)
-        if quantization in INT8_QUANTIZATIONS:
+        if quantization in INT8_QUANTIZATIONS and not trained_ranges:
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             # Calibrate only: the recorded ranges are replaced by measured
             # ones before the model is quantized, below.
@@ -344,7 +361,7 @@ def _convert_tensorflow_model(model, batch_size, quantization, samples, io_dtype
             converted = converter.convert()
         except Exception as error:  # the converter raises many error types
             raise ValueError(f"The TFLite converter rejected the model ({quantization}): {error}") from error
-    if quantization not in INT8_QUANTIZATIONS:
+    if quantization not in INT8_QUANTIZATIONS or trained_ranges:
         return converted
     from tensorflow.lite.python import convert as tflite_convert
 

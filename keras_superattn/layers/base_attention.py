@@ -10,6 +10,8 @@ from keras_superattn._keras_compat import get_keras_mask
 from keras_superattn._keras_compat import set_keras_mask
 from keras_superattn._validation import check_positive_int
 from keras_superattn._validation import check_rate
+from keras_superattn.layers.fake_quant import PROBABILITY_RANGE
+from keras_superattn.layers.fake_quant import QuantizationAware
 
 # A masked key's score is set this far below the smallest score of its row:
 # its weight, at most e^-30 (1e-13) of every allowed key's, vanishes in
@@ -56,7 +58,7 @@ def converting():
 
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
-class BaseAttention(keras.layers.Layer):
+class BaseAttention(QuantizationAware, keras.layers.Layer):
     """Multi-head scaled dot-product attention with pluggable projections.
 
     The variants of arXiv 2403.01643 differ only in which inputs get a learned
@@ -81,6 +83,10 @@ class BaseAttention(keras.layers.Layer):
         kernel_constraint: optional constraint on the projection kernels.
         bias_constraint: optional constraint on the projection biases.
         seed: optional int, seed of the attention dropout.
+        quantization_aware: bool. Fake-quantize to int8 every tensor that an
+            int8 file quantizes (projections, scaled queries, scores,
+            weights, heads), for quantization-aware training; set by
+            `keras_superattn.quantization.quantize_model`.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -124,6 +130,9 @@ class BaseAttention(keras.layers.Layer):
     # Constructor arguments that a block using the layer for causal
     # self-attention (`TransformerDecoder`) passes unless told otherwise.
     causal_defaults = {}
+    # The tensors of the attention core that an int8 file quantizes, beyond
+    # the projections' outputs (fake-quantized when `quantization_aware`).
+    _quantized_tensors = ("scaled_query", "scores", "floor", "masked_scores", "weights", "heads")
 
     def __init__(
         self,
@@ -138,9 +147,11 @@ class BaseAttention(keras.layers.Layer):
         kernel_constraint=None,
         bias_constraint=None,
         seed=None,
+        quantization_aware=False,
         **kwargs,
     ):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self._init_quantization(quantization_aware)
         self.num_heads = check_positive_int("num_heads", num_heads)
         self.dropout = check_rate("dropout", dropout)
         self.use_bias = use_bias
@@ -165,9 +176,10 @@ class BaseAttention(keras.layers.Layer):
         self.dropout_layer = keras.layers.Dropout(
             self.dropout, seed=self.seed, dtype=self.dtype_policy
         )
+        self._build_quantizers(self._quantized_tensors, fixed={"weights": PROBABILITY_RANGE})
 
     def _dense(self, name, input_shape):
-        layer = keras.layers.Dense(
+        layer = self._dense_class()(
             input_shape[-1],
             use_bias=self.use_bias,
             kernel_initializer=clone_initializer(self.kernel_initializer),
@@ -314,17 +326,20 @@ class BaseAttention(keras.layers.Layer):
         # The fused kernel and the division after the sum compute in the
         # input dtype; under mixed precision the explicit softmax is kept in
         # float32, so the result does not depend on `return_attention_scores`.
-        float32 = self.compute_dtype == "float32"
-        if _FUSED_CORE and float32 and not return_weights and not (training and self.dropout > 0):
+        # A quantization-aware layer simulates the converted graph's core.
+        explicit = self.compute_dtype != "float32" or return_weights or self.quantization_aware
+        if _FUSED_CORE and not explicit and not (training and self.dropout > 0):
             return ops.dot_product_attention(q, k, v, mask=mask), None
-        q = ops.transpose(q * (self.head_dim**-0.5), (0, 2, 1, 3))  # (B, h, l, d_k), scaled
+        q = self._fake_quant("scaled_query", q * (self.head_dim**-0.5))
+        q = ops.transpose(q, (0, 2, 1, 3))  # (B, h, l, d_k), scaled
         k_heads = ops.transpose(k, (0, 2, 1, 3))  # (B, h, s, d_k)
         v_heads = k_heads if v is k else ops.transpose(v, (0, 2, 1, 3))  # (B, h, s, d_k)
         scores = ops.cast(ops.matmul(q, ops.transpose(k_heads, (0, 1, 3, 2))), "float32")  # (B, h, l, s)
+        scores = self._fake_quant("scores", scores)
         if mask is not None:
-            floor = ops.min(scores, axis=-1, keepdims=True) - _MASK_MARGIN  # (B, h, l, 1)
-            scores = ops.where(mask, scores, floor)  # (B, h, l, s)
-        if _NORMALISE_AFTER_SUM and float32 and not return_weights:
+            floor = self._fake_quant("floor", ops.min(scores, axis=-1, keepdims=True) - _MASK_MARGIN)  # (B, h, l, 1)
+            scores = self._fake_quant("masked_scores", ops.where(mask, scores, floor))  # (B, h, l, s)
+        if _NORMALISE_AFTER_SUM and not explicit:
             # Dropout scales each weight alone, so it commutes with the
             # division by the row sum. The row maximum only keeps exp in
             # range: its gradient, zero in sum, is not worth computing.
@@ -333,8 +348,9 @@ class BaseAttention(keras.layers.Layer):
             weights = self.dropout_layer(unnormalised, training=training)
             heads = ops.matmul(weights, v_heads) / ops.sum(unnormalised, axis=-1, keepdims=True)  # (B, h, l, d_k)
             return ops.transpose(heads, (0, 2, 1, 3)), None  # (B, l, h, d_k)
-        weights = ops.cast(ops.softmax(scores, axis=-1), v.dtype)  # (B, h, l, s)
+        weights = ops.cast(self._fake_quant("weights", ops.softmax(scores, axis=-1)), v.dtype)  # (B, h, l, s)
         heads = ops.matmul(self.dropout_layer(weights, training=training), v_heads)  # (B, h, l, d_k)
+        heads = self._fake_quant("heads", heads)
         return ops.transpose(heads, (0, 2, 1, 3)), weights  # (B, l, h, d_k)
 
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
@@ -376,6 +392,7 @@ class BaseAttention(keras.layers.Layer):
                 "kernel_constraint": keras.constraints.serialize(self.kernel_constraint),
                 "bias_constraint": keras.constraints.serialize(self.bias_constraint),
                 "seed": self.seed,
+                "quantization_aware": self.quantization_aware,
             }
         )
         return config

@@ -5,10 +5,13 @@ from keras import ops
 
 from keras_superattn._keras_compat import clone_initializer
 from keras_superattn._validation import check_positive_int
+from keras_superattn.layers.fake_quant import QuantizationAware
+from keras_superattn.layers.fake_quant import QuantizedConv2D
+from keras_superattn.layers.fake_quant import QuantizedEmbedding
 
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
-class TokenAndPositionEmbedding(keras.layers.Layer):
+class TokenAndPositionEmbedding(QuantizationAware, keras.layers.Layer):
     """Token embedding plus a learned position embedding.
 
     Args:
@@ -17,6 +20,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         embedding_dim: int. Width of both embeddings.
         mask_zero: bool. Treat token id 0 as padding and emit a Keras mask.
         embeddings_initializer: initializer of both embedding tables.
+        quantization_aware: bool. Fake-quantize both tables and the sum to
+            int8, for quantization-aware training.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -42,9 +47,11 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         embedding_dim,
         mask_zero=False,
         embeddings_initializer="uniform",
+        quantization_aware=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self._init_quantization(quantization_aware)
         self.vocabulary_size = check_positive_int("vocabulary_size", vocabulary_size)
         self.sequence_length = check_positive_int("sequence_length", sequence_length)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
@@ -59,7 +66,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
                 f"Inputs are longer than `sequence_length={self.sequence_length}`. "
                 f"Received: input_shape={tuple(input_shape)}"
             )
-        self.token_embedding = keras.layers.Embedding(
+        embedding = QuantizedEmbedding if self.quantization_aware else keras.layers.Embedding
+        self.token_embedding = embedding(
             self.vocabulary_size, self.embedding_dim,
             embeddings_initializer=clone_initializer(self.embeddings_initializer),
             mask_zero=self.mask_zero,
@@ -71,15 +79,16 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             shape=(self.sequence_length, self.embedding_dim),
             initializer=clone_initializer(self.embeddings_initializer),
         )
+        self._build_quantizers(("output",))
 
     def call(self, inputs, start_index=0):
         tokens = self.token_embedding(inputs)  # (B, l, d)
         length = inputs.shape[-1]
-        positions = ops.cast(self.position_embedding, tokens.dtype)  # (L, d)
+        positions = self._fake_quant_weights(ops.cast(self.position_embedding, tokens.dtype))  # (L, d)
         if length != self.sequence_length or not isinstance(start_index, int) or start_index:
             length = ops.shape(inputs)[-1] if length is None else length
             positions = ops.slice(positions, (start_index, 0), (length, self.embedding_dim))  # (l, d)
-        return tokens + positions
+        return self._fake_quant("output", tokens + positions)
 
     def compute_mask(self, inputs, mask=None):
         return ops.not_equal(inputs, 0) if self.mask_zero else None
@@ -96,13 +105,14 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
                 "embedding_dim": self.embedding_dim,
                 "mask_zero": self.mask_zero,
                 "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+                "quantization_aware": self.quantization_aware,
             }
         )
         return config
 
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
-class PatchEmbedding(keras.layers.Layer):
+class PatchEmbedding(QuantizationAware, keras.layers.Layer):
     """Cuts images into square patches, projects them, adds learned positions.
 
     The projection of each flattened `p x p` patch is a strided convolution,
@@ -112,6 +122,8 @@ class PatchEmbedding(keras.layers.Layer):
     Args:
         patch_size: int. Side of each square patch; must divide the image sides.
         embedding_dim: int. Width of each patch vector.
+        quantization_aware: bool. Fake-quantize the projection, the position
+            table and the sum to int8, for quantization-aware training.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -128,8 +140,9 @@ class PatchEmbedding(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, patch_size, embedding_dim, **kwargs):
+    def __init__(self, patch_size, embedding_dim, quantization_aware=False, **kwargs):
         super().__init__(**kwargs)
+        self._init_quantization(quantization_aware)
         self.patch_size = check_positive_int("patch_size", patch_size)
         self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
 
@@ -146,7 +159,8 @@ class PatchEmbedding(keras.layers.Layer):
                 f"Received: patch_size={self.patch_size}, image shape {tuple(input_shape[1:])}"
             )
         self.num_patches = (height // self.patch_size) * (width // self.patch_size)
-        self.projection = keras.layers.Conv2D(
+        convolution = QuantizedConv2D if self.quantization_aware else keras.layers.Conv2D
+        self.projection = convolution(
             self.embedding_dim, self.patch_size, strides=self.patch_size,
             dtype=self.dtype_policy, name="projection",
         )
@@ -156,11 +170,13 @@ class PatchEmbedding(keras.layers.Layer):
             shape=(self.num_patches, self.embedding_dim),
             initializer=keras.initializers.RandomNormal(stddev=0.02),
         )
+        self._build_quantizers(("output",))
 
     def call(self, inputs):
         patches = self.projection(inputs)  # (B, H/p, W/p, d)
         patches = ops.reshape(patches, (-1, self.num_patches, self.embedding_dim))  # (B, n, d)
-        return patches + ops.cast(self.position_embedding, patches.dtype)
+        positions = self._fake_quant_weights(ops.cast(self.position_embedding, patches.dtype))  # (n, d)
+        return self._fake_quant("output", patches + positions)
 
     def compute_output_shape(self, input_shape):
         patches = (input_shape[1] // self.patch_size) * (input_shape[2] // self.patch_size)
@@ -168,5 +184,11 @@ class PatchEmbedding(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"patch_size": self.patch_size, "embedding_dim": self.embedding_dim})
+        config.update(
+            {
+                "patch_size": self.patch_size,
+                "embedding_dim": self.embedding_dim,
+                "quantization_aware": self.quantization_aware,
+            }
+        )
         return config

@@ -3,9 +3,11 @@
 import keras
 from keras import ops
 
+from keras_superattn.layers.fake_quant import QuantizationAware
+
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
-class LayerNormalization(keras.layers.Layer):
+class LayerNormalization(QuantizationAware, keras.layers.Layer):
     """Layer normalization over the last axis that quantizes to pure int8.
 
     The same numbers as `keras.layers.LayerNormalization(axis=-1)` (and the
@@ -18,6 +20,8 @@ class LayerNormalization(keras.layers.Layer):
         epsilon: float. Added to the variance.
         center: bool. Whether to add the learned offset `beta`.
         scale: bool. Whether to multiply by the learned scale `gamma`.
+        quantization_aware: bool. Fake-quantize to int8 `gamma`, `beta` and
+            the output of each op above, as an int8 file computes them.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -33,8 +37,9 @@ class LayerNormalization(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, epsilon=1e-3, center=True, scale=True, **kwargs):
+    def __init__(self, epsilon=1e-3, center=True, scale=True, quantization_aware=False, **kwargs):
         super().__init__(**kwargs)
+        self._init_quantization(quantization_aware)
         if not epsilon > 0:
             raise ValueError(f"Argument `epsilon` must be positive. Received: epsilon={epsilon!r}")
         self.epsilon = epsilon
@@ -51,19 +56,25 @@ class LayerNormalization(keras.layers.Layer):
             )
         self.gamma = self.add_weight(name="gamma", shape=(width,), initializer="ones") if self.scale else None
         self.beta = self.add_weight(name="beta", shape=(width,), initializer="zeros") if self.center else None
+        self._build_quantizers(
+            ("mean", "centered", "squared", "variance", "shifted_variance", "inverse_deviation", "normalized")
+            + ("scaled",) * self.scale + ("shifted",) * self.center
+        )
 
     def call(self, inputs):
         # Low-precision inputs are normalized in float32, as Keras does.
+        quantize = self._fake_quant
         x = ops.cast(inputs, "float32")
-        centered = x - ops.mean(x, axis=-1, keepdims=True)
+        centered = quantize("centered", x - quantize("mean", ops.mean(x, axis=-1, keepdims=True)))
         # `c * c`, not `square(c)`: the converter turns the latter into
         # SQUARED_DIFFERENCE, which has no int16 kernel (int16x8 files).
-        variance = ops.mean(centered * centered, axis=-1, keepdims=True)
-        x = centered * ops.rsqrt(variance + self.epsilon)
+        variance = quantize("variance", ops.mean(quantize("squared", centered * centered), axis=-1, keepdims=True))
+        deviation = quantize("inverse_deviation", ops.rsqrt(quantize("shifted_variance", variance + self.epsilon)))
+        x = quantize("normalized", centered * deviation)
         if self.scale:
-            x = x * ops.cast(self.gamma, "float32")
+            x = quantize("scaled", x * self._fake_quant_weights(ops.cast(self.gamma, "float32")))
         if self.center:
-            x = x + ops.cast(self.beta, "float32")
+            x = quantize("shifted", x + self._fake_quant_weights(ops.cast(self.beta, "float32")))
         return ops.cast(x, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -71,5 +82,12 @@ class LayerNormalization(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"epsilon": self.epsilon, "center": self.center, "scale": self.scale})
+        config.update(
+            {
+                "epsilon": self.epsilon,
+                "center": self.center,
+                "scale": self.scale,
+                "quantization_aware": self.quantization_aware,
+            }
+        )
         return config

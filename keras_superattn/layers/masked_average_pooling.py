@@ -3,9 +3,11 @@
 import keras
 from keras import ops
 
+from keras_superattn.layers.fake_quant import QuantizationAware
+
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
-class MaskedAveragePooling(keras.layers.GlobalAveragePooling1D):
+class MaskedAveragePooling(QuantizationAware, keras.layers.GlobalAveragePooling1D):
     """`keras.layers.GlobalAveragePooling1D` whose masked mean never divides by zero.
 
     Keras' layer divides the masked sum by the number of real tokens, so a
@@ -20,6 +22,11 @@ class MaskedAveragePooling(keras.layers.GlobalAveragePooling1D):
     count is a select between 1 and 0. So a masked text classifier
     (`Embedding(..., mask_zero=True)`) converts with this layer in place of
     `GlobalAveragePooling1D`.
+
+    Args:
+        quantization_aware: bool. Fake-quantize the sum, the count and the
+            mean to int8, for quantization-aware training.
+        **kwargs: base layer arguments such as `name` and `dtype`.
 
     Call arguments:
         inputs: tensor of shape `(B, l, d)`.
@@ -37,20 +44,27 @@ class MaskedAveragePooling(keras.layers.GlobalAveragePooling1D):
     ```
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, quantization_aware=False, **kwargs):
         super().__init__(data_format="channels_last", **kwargs)
+        self._init_quantization(quantization_aware)
+
+    def build(self, input_shape):
+        # The selected constants need an int8 range too: one that holds 0 and 1.
+        self._build_quantizers(("total", "indicator", "count", "output"), fixed={"indicator": (0.0, 1.0)})
 
     def call(self, inputs, mask=None):
         if mask is None:
-            return ops.mean(inputs, axis=1)  # (B, d)
+            return self._fake_quant("output", ops.mean(inputs, axis=1))  # (B, d)
         mask = ops.cast(mask, "bool")[:, :, None]  # (B, l, 1)
-        total = ops.sum(ops.where(mask, inputs, 0), axis=1)  # (B, d)
-        one, zero = ops.ones((), inputs.dtype), ops.zeros((), inputs.dtype)
+        total = self._fake_quant("total", ops.sum(ops.where(mask, inputs, 0), axis=1))  # (B, d)
+        one, zero = (self._fake_quant("indicator", ops.full((), value, inputs.dtype)) for value in (1, 0))
         count = ops.sum(ops.where(mask, one, zero), axis=1)  # (B, 1), no float cast of the mask
-        return total / ops.maximum(count, 1)  # (B, d)
+        count = self._fake_quant("count", ops.maximum(count, 1))
+        return self._fake_quant("output", total / count)  # (B, d)
 
     def get_config(self):
         config = super().get_config()
         config.pop("data_format")
         config.pop("keepdims")
+        config["quantization_aware"] = self.quantization_aware
         return config

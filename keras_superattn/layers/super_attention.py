@@ -69,6 +69,7 @@ class SuperAttention(BaseAttention):
     # with training; starting as Efficient Attention closed it
     # (REPRODUCTION.md, "Alignment initialisation").
     causal_defaults = {"alignment_initializer": "identity"}
+    _quantized_tensors = (*BaseAttention._quantized_tensors, "mixed_values")
 
     def __init__(
         self,
@@ -158,9 +159,12 @@ class SuperAttention(BaseAttention):
         kernel = ops.cast(self.alignment, dtype)  # (L, L)
         if not isinstance(length, int) or length != self.max_length:
             kernel = ops.slice(kernel, (0, 0), (length, length))  # (s, s)
-        return ops.tril(kernel) if use_causal_mask else kernel
+        return self._fake_quant_weights(ops.tril(kernel) if use_causal_mask else kernel)
 
     def _form_values(self, value, source_mask, use_causal_mask):
+        return self._fake_quant("mixed_values", self._mix(value, source_mask, use_causal_mask))
+
+    def _mix(self, value, source_mask, use_causal_mask):
         value = _without_padding(value, source_mask)  # (B, s, d)
         kernel = self._kernel(_length(value), use_causal_mask, value.dtype)  # (s, s)
         if not converting():

@@ -5,12 +5,13 @@ import keras
 from keras_superattn._keras_compat import clone_initializer
 from keras_superattn._validation import check_positive_int
 from keras_superattn._validation import check_rate
+from keras_superattn.layers.fake_quant import QuantizationAware
 from keras_superattn.layers.layer_normalization import LayerNormalization
 from keras_superattn.layers.registry import attention_factory
 from keras_superattn.layers.registry import attention_name
 
 
-class TransformerBlock(keras.layers.Layer):
+class TransformerBlock(QuantizationAware, keras.layers.Layer):
     """Base of `TransformerEncoder` and `TransformerDecoder`: the stored
     config, the residual sub-blocks and the feed-forward network.
 
@@ -19,7 +20,9 @@ class TransformerBlock(keras.layers.Layer):
     (`normalize_first=True`, pre-norm) or after it (post-norm). Subclasses
     build their attention layers with `_attention` and the feed-forward
     network with `_build_feedforward`, and wrap each sub-block in `_sublayer_input` and
-    `_add_residual`.
+    `_add_residual`. A quantization-aware block (`quantization_aware=True`)
+    gives the flag to its sub-layers and fake-quantizes each residual sum;
+    subclasses build those quantizers with `_build_residual_quantizers`.
     """
 
     def __init__(
@@ -35,9 +38,11 @@ class TransformerBlock(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         attention_kwargs=None,
+        quantization_aware=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self._init_quantization(quantization_aware)
         self.attention_factory = attention_factory(attention)
         self.attention = attention
         self.intermediate_dim = check_positive_int("intermediate_dim", intermediate_dim)
@@ -73,10 +78,16 @@ class TransformerBlock(keras.layers.Layer):
         return width
 
     def _attention(self, factory, name, query_shape, value_shape, causal=False):
+        quantization = {"quantization_aware": True} if self.quantization_aware else {}
         layer = factory(
             query_shape[-1], num_heads=self.num_heads, dropout=self.attention_dropout, name=name, causal=causal,
-            **{**self._common(), **self.attention_kwargs},
+            **{**self._common(), **self.attention_kwargs, **quantization},
         )
+        if self.quantization_aware and not getattr(layer, "quantization_aware", False):
+            raise ValueError(
+                f"A quantization-aware {type(self).__name__} needs attention layers of the package (a "
+                f"BaseAttention). Received: {type(layer).__name__} as `{name}`"
+            )
         layer.build(query_shape, value_shape)
         return layer
 
@@ -89,18 +100,21 @@ class TransformerBlock(keras.layers.Layer):
         )
 
     def _norm(self, name, input_shape):
-        norm = LayerNormalization(epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name)
+        norm = LayerNormalization(
+            epsilon=self.layer_norm_epsilon, quantization_aware=self.quantization_aware,
+            dtype=self.dtype_policy, name=name,
+        )
         norm.build(input_shape)
         return norm
 
     def _build_feedforward(self, input_shape):
         width = input_shape[-1]
         self.feedforward_norm = self._norm("feedforward_norm", input_shape)
-        self.intermediate_dense = keras.layers.Dense(
+        self.intermediate_dense = self._dense_class()(
             self.intermediate_dim, activation=self.activation, name="intermediate", **self._common()
         )
         self.intermediate_dense.build(input_shape)
-        self.output_dense = keras.layers.Dense(width, name="output", **self._common())
+        self.output_dense = self._dense_class()(width, name="output", **self._common())
         self.output_dense.build((*input_shape[:-1], self.intermediate_dim))
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
 
@@ -108,9 +122,16 @@ class TransformerBlock(keras.layers.Layer):
         """What a sub-block sees: `x`, normalized first in a pre-norm block."""
         return norm(x) if self.normalize_first else x
 
+    def _build_residual_quantizers(self):
+        """Quantizers of the residual sums, one per sub-block's norm."""
+        self._build_quantizers(
+            [_residual(norm) for norm in self._flatten_layers(include_self=False, recursive=False)
+             if isinstance(norm, LayerNormalization)]
+        )
+
     def _add_residual(self, x, y, norm, training):
         """`x + dropout(y)`, normalized after in a post-norm block."""
-        y = x + self.dropout_layer(y, training=training)
+        y = self._fake_quant(_residual(norm), x + self.dropout_layer(y, training=training))
         return y if self.normalize_first else norm(y)
 
     def _feedforward(self, x, training):
@@ -136,9 +157,15 @@ class TransformerBlock(keras.layers.Layer):
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "attention_kwargs": self.attention_kwargs,
+                "quantization_aware": self.quantization_aware,
             }
         )
         return config
+
+
+def _residual(norm):
+    """The name of the residual sum that `norm` normalizes."""
+    return norm.name.removesuffix("_norm") + "_residual"
 
 
 def _check_attention_kwargs(attention_kwargs):

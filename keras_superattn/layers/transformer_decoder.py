@@ -47,6 +47,10 @@ class TransformerDecoder(TransformerBlock):
         attention_kwargs: optional dict of further arguments of every
             attention layer of the block, e.g.
             `{"alignment_initializer": "glorot_uniform"}` for Super Attention.
+        quantization_aware: bool. Fake-quantize to int8 every tensor of the
+            block that an int8 file quantizes (the sub-layers' and each
+            residual sum), for quantization-aware training; set by
+            `keras_superattn.quantization.quantize_model`.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -118,6 +122,7 @@ class TransformerDecoder(TransformerBlock):
             )
             self.cross_attention_norm = self._norm("cross_attention_norm", decoder_sequence_shape)
         self._build_feedforward(decoder_sequence_shape)
+        self._build_residual_quantizers()
 
     @property
     def attention_layers(self):

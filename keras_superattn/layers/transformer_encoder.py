@@ -33,6 +33,10 @@ class TransformerEncoder(TransformerBlock):
         attention_kwargs: optional dict of further arguments of every
             attention layer of the block, e.g.
             `{"alignment_initializer": "glorot_uniform"}` for Super Attention.
+        quantization_aware: bool. Fake-quantize to int8 every tensor of the
+            block that an int8 file quantizes (the sub-layers' and each
+            residual sum), for quantization-aware training; set by
+            `keras_superattn.quantization.quantize_model`.
         **kwargs: base layer arguments such as `name` and `dtype`.
 
     Call arguments:
@@ -64,6 +68,7 @@ class TransformerEncoder(TransformerBlock):
         self.attention_layer = self._attention(self.attention_factory, "attention", input_shape, input_shape)
         self.attention_norm = self._norm("attention_norm", input_shape)
         self._build_feedforward(input_shape)
+        self._build_residual_quantizers()
 
     @property
     def attention_layers(self):
