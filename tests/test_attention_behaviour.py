@@ -35,8 +35,9 @@ def test_causal_mask_hides_the_future(variant, rng, dropout):
 
 
 def test_super_without_causal_mask_mixes_the_future(rng):
-    # The control for the test above: W_A alone does leak later tokens.
-    layer = layers.SuperAttention(num_heads=H)
+    # The control for the test above: W_A alone does leak later tokens (a
+    # random one: the default, the identity, mixes nothing yet).
+    layer = layers.SuperAttention(num_heads=H, alignment_initializer="glorot_uniform")
     x = rng.normal(size=(B, L, D)).astype("float32")
     changed = x.copy()
     changed[:, -1] += 1.0

@@ -14,7 +14,10 @@ ATOL = 2e-5
 
 
 def make_layer(variant, **kwargs):
-    # Random biases, so a missing or misplaced bias shows up in the numbers.
+    # Random biases and, for Super, a random W_A (its default, the identity,
+    # mixes nothing), so a missing or misplaced term shows up in the numbers.
+    if variant == "super":
+        kwargs.setdefault("alignment_initializer", "glorot_uniform")
     return VARIANTS[variant](num_heads=H, bias_initializer="random_normal", **kwargs)
 
 

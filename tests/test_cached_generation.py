@@ -15,7 +15,7 @@ from tests.helpers import L
 from tests.helpers import numpy
 from tests.helpers import padding_mask
 
-# Super's causal default (identity) would make its W_A mixing trivial here.
+# Super's default (identity) would make its W_A mixing trivial here.
 MIXING = {"super": {"alignment_initializer": "glorot_uniform"}}
 # Tensors of width d that each variant caches per token: its maths' minimum.
 CACHE_STREAMS = {"standard": 2, "optimized": 2, "efficient": 1, "super": 2}

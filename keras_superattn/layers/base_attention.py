@@ -127,9 +127,6 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
 
     projects_key = True
     projects_value = True
-    # Constructor arguments that a block using the layer for causal
-    # self-attention (`TransformerDecoder`) passes unless told otherwise.
-    causal_defaults = {}
     # The tensors of the attention core that an int8 file quantizes, beyond
     # the projections' outputs (fake-quantized when `quantization_aware`).
     _quantized_tensors = ("scaled_query", "scores", "floor", "masked_scores", "weights", "heads")

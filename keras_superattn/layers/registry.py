@@ -23,10 +23,9 @@ VARIANTS = {
 }
 
 
-def multi_head_attention(width, num_heads, causal=False, **kwargs):
+def multi_head_attention(width, num_heads, **kwargs):
     """Keras' own `MultiHeadAttention`, the outside reference, with
-    `key_dim = width / num_heads` so that it matches the variants' heads
-    (the same layer whether `causal` or not)."""
+    `key_dim = width / num_heads` so that it matches the variants' heads."""
     if width % num_heads:
         raise ValueError(
             "MultiHeadAttention needs a width that `num_heads` divides. "
@@ -36,18 +35,16 @@ def multi_head_attention(width, num_heads, causal=False, **kwargs):
 
 
 def _from_class(layer_class):
-    """A factory for a layer class that reads the width from its inputs; a
-    causal layer gets the class's `causal_defaults` under `kwargs`."""
+    """A factory for a layer class that reads the width from its inputs."""
 
-    def factory(width, causal=False, **kwargs):
-        defaults = getattr(layer_class, "causal_defaults", {}) if causal else {}
-        return layer_class(**{**defaults, **kwargs})
+    def factory(width, **kwargs):
+        return layer_class(**kwargs)
 
     return factory
 
 
 # Every name `attention=` accepts, with a factory `(width, num_heads=...,
-# causal=False, **layer_kwargs) -> attention layer`.
+# **layer_kwargs) -> attention layer`.
 ATTENTION_LAYERS = {
     **{name: _from_class(layer_class) for name, layer_class in VARIANTS.items()},
     "mha": multi_head_attention,

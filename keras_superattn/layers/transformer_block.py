@@ -77,10 +77,10 @@ class TransformerBlock(QuantizationAware, keras.layers.Layer):
             )
         return width
 
-    def _attention(self, factory, name, query_shape, value_shape, causal=False):
+    def _attention(self, factory, name, query_shape, value_shape):
         quantization = {"quantization_aware": True} if self.quantization_aware else {}
         layer = factory(
-            query_shape[-1], num_heads=self.num_heads, dropout=self.attention_dropout, name=name, causal=causal,
+            query_shape[-1], num_heads=self.num_heads, dropout=self.attention_dropout, name=name,
             **{**self._common(), **self.attention_kwargs, **quantization},
         )
         if self.quantization_aware and not getattr(layer, "quantization_aware", False):

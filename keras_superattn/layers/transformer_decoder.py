@@ -18,9 +18,7 @@ class TransformerDecoder(TransformerBlock):
     normalization, after (post-norm) or before it (pre-norm). The
     self-attention is always causal: with Super Attention that also makes
     the alignment kernel lower-triangular, so no token sees a later one
-    through the softmax or through `W_A`; unless `attention_kwargs` says
-    otherwise, its `W_A` starts as the identity (`SuperAttention`'s
-    `causal_defaults`). The cross-attention sub-block
+    through the softmax or through `W_A`. The cross-attention sub-block
     exists when the block is first called with an `encoder_sequence`
     (encoder-decoder models); without one it is a decoder-only (GPT) block.
     The signature follows keras-hub's `TransformerDecoder`, plus
@@ -106,7 +104,7 @@ class TransformerDecoder(TransformerBlock):
     def build(self, decoder_sequence_shape, encoder_sequence_shape=None):
         width = self._check_sequence("decoder_sequence", decoder_sequence_shape)
         self.self_attention_layer = self._attention(
-            self.attention_factory, "self_attention", decoder_sequence_shape, decoder_sequence_shape, causal=True
+            self.attention_factory, "self_attention", decoder_sequence_shape, decoder_sequence_shape
         )
         self.self_attention_norm = self._norm("self_attention_norm", decoder_sequence_shape)
         self.cross_attention_layer = None

@@ -44,10 +44,7 @@ class TransformerEncoder(TransformerBlock):
         padding_mask: optional boolean `(B, l)`, `True` for real tokens; the
             Keras mask of `inputs` is used when not given.
         attention_mask: optional boolean `(B, l, l)` (or `(l, l)`).
-        use_causal_mask: bool. Causal self-attention. A Super Attention
-            built here starts `W_A` at its bidirectional default
-            (`glorot_uniform`); `TransformerDecoder` starts its causal one
-            as the identity, which trains far better causally.
+        use_causal_mask: bool. Causal self-attention.
         return_attention_scores: bool. Also return the attention weights.
         training: bool. Whether dropout is active.
 
