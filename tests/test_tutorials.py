@@ -82,6 +82,21 @@ def test_quick_run_reports_every_variant(tmp_path, data_dir, tutorial, variants,
         assert (tmp_path / name).stat().st_size > 0
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the harness; quantization-aware training "
+                    "is tested per backend in test_quantization")
+def test_quick_run_with_quantization_aware_fine_tuning(tmp_path, data_dir):
+    from keras_superattn import deploy
+
+    results, stdout = run_tutorial("sentiment_imdb.py", tmp_path, data_dir, "--variants", "super", "--qat-epochs", "1")
+    summary = results["summary"]["super"]
+    assert summary["qat_epochs"] == 1
+    x_test, y_test = quick_test_split("sentiment_imdb.py", data_dir)
+    qat = deploy.TFLiteModel(tmp_path / "tflite" / "super_qat_int8.tflite")
+    assert qat.evaluate(x_test, y_test) == pytest.approx(summary["best_qat_int8_test_accuracy"], abs=1e-9)
+    assert 0.5 < summary["best_qat_int8_agreement"] <= 1.0
+    assert "quantization-aware int8" in stdout
+
+
 def test_quick_checkpoint_scores_what_the_report_says(tmp_path, data_dir):
     results, _ = run_tutorial("vit_mnist.py", tmp_path, data_dir, "--variants", "super")
     summary = results["summary"]["super"]

@@ -7,7 +7,8 @@ import os
 from keras_superattn._validation import positive_int_argument as positive_int
 
 
-def parser(description, seeds, epochs, batch_size):
+def parser(description, seeds, epochs, batch_size, qat=False):
+    """The tutorials' common options; `qat` adds `--qat-epochs` (classifiers)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--seeds", type=positive_int, default=seeds, help=f"runs per variant (default {seeds})")
     p.add_argument("--epochs", type=positive_int, default=epochs, help=f"(default {epochs})")
@@ -23,6 +24,12 @@ def parser(description, seeds, epochs, batch_size):
         "--attention-kwargs", type=json_object, default={},
         help='further arguments of every attention layer, as JSON, e.g. \'{"alignment_initializer": "identity"}\'',
     )
+    if qat:
+        p.add_argument(
+            "--qat-epochs", type=positive_int, default=None,
+            help="also fine-tune each variant's best model this many epochs with quantization-aware training "
+            "and convert it to int8 (tflite/<variant>_qat_int8.tflite)",
+        )
     return p
 
 
@@ -68,7 +75,7 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
     from keras_superattn import models
     from keras_superattn.training import experiments
 
-    args = parser(doc.split("\n")[0], seeds=3, epochs=epochs, batch_size=128).parse_args()
+    args = parser(doc.split("\n")[0], seeds=3, epochs=epochs, batch_size=128, qat=True).parse_args()
     variants = settle(args, tuple(layers.VARIANTS), name)
     devices = distribution.use_data_parallel() if args.data_parallel else 1
     config = experiments.TrainingConfig(
@@ -86,7 +93,9 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
             variant, image_shape, patch_size=patch_size, num_classes=10, attention_kwargs=args.attention_kwargs
         )
 
-    experiments.compare_variants(build, data, variants, range(args.seeds), args.out, config)
+    experiments.compare_variants(
+        build, data, variants, range(args.seeds), args.out, config, qat_epochs=args.qat_epochs or 0
+    )
 
 
 def generative_report(results, out_dir, metric, higher_is_better, also=()):

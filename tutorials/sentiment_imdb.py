@@ -34,7 +34,7 @@ NUM_WORDS, SEQUENCE_LENGTH = 20000, 32
 
 
 def main():
-    args = _common.parser(__doc__.split("\n")[0], seeds=5, epochs=10, batch_size=64).parse_args()
+    args = _common.parser(__doc__.split("\n")[0], seeds=5, epochs=10, batch_size=64, qat=True).parse_args()
     variants = _common.settle(args, VARIANTS, "sentiment_imdb")
     devices = distribution.use_data_parallel() if args.data_parallel else 1
     config = experiments.TrainingConfig(
@@ -49,7 +49,9 @@ def main():
     def build(variant):
         return models.text_classifier(variant, NUM_WORDS, SEQUENCE_LENGTH, attention_kwargs=args.attention_kwargs)
 
-    experiments.compare_variants(build, data, variants, range(args.seeds), args.out, config)
+    experiments.compare_variants(
+        build, data, variants, range(args.seeds), args.out, config, qat_epochs=args.qat_epochs or 0
+    )
 
 
 if __name__ == "__main__":

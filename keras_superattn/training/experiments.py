@@ -207,31 +207,62 @@ def batch_latency(models, batch, rounds=30, warmup=3):
     return interleaved_median_seconds(calls, rounds, warmup)
 
 
-def convert_best_models(best_runs, out_dir, data, calibration_samples=300):
-    """Converts each variant's best checkpoint to int8 `tflite/<variant>_int8.tflite`.
+def convert_best_models(best_runs, out_dir, data, calibration_samples=300, qat=None):
+    """Converts each variant's best checkpoint to int8 `tflite/<variant>_int8.tflite`
+    and, with `qat=(config, epochs)`, after a quantization-aware fine-tune to
+    `tflite/<variant>_qat_int8.tflite` (`fine_tune_quantized`).
 
-    Returns `{variant: (int8 test accuracy, share of the checked samples on
-    which the int8 file decides as the Keras model)}`; empty, with a message,
-    where the `tflite` extra (TensorFlow and ai-edge-litert) is not installed.
+    Returns `{variant: {"int8": (test accuracy, share of the checked samples
+    on which the file decides as the Keras model), "qat_int8": (test
+    accuracy, share of the test samples on which the file decides as the
+    float Keras model)}}`; empty, with a message, where the `tflite` extra
+    (TensorFlow and ai-edge-litert) is not installed.
     """
     try:
         from keras_superattn import deploy
+        from keras_superattn.deploy.runtime import classification_accuracy
+        from keras_superattn.deploy.runtime import decisions
     except ImportError as error:
         print(f"Skipping the int8 conversion ({error}); pip install 'keras-superattn[tflite]'", flush=True)
         return {}
     (x_train, _), (x_test, y_test) = data
     scores = {}
     for variant, run in best_runs.items():
+        checkpoint = os.path.join(out_dir, run["checkpoint"])
         path = os.path.join(out_dir, "tflite", f"{variant}_int8.tflite")
         conversion = deploy.convert(
-            os.path.join(out_dir, run["checkpoint"]), path,
-            representative_data=x_train[:calibration_samples], verbose=False,
+            checkpoint, path, representative_data=x_train[:calibration_samples], verbose=False
         )
-        scores[variant] = (deploy.TFLiteModel(path).evaluate(x_test, y_test), conversion.agreement)
+        scores[variant] = {"int8": (deploy.TFLiteModel(path).evaluate(x_test, y_test), conversion.agreement)}
+        if qat:
+            config, epochs = qat
+            quantized = fine_tune_quantized(checkpoint, data, config, epochs, calibration_samples)
+            path = os.path.join(out_dir, "tflite", f"{variant}_qat_int8.tflite")
+            deploy.convert(quantized, path, validation_data=x_test[: config.batch_size], verbose=False)
+            got = deploy.TFLiteModel(path).predict(x_test)
+            want = keras.saving.load_model(checkpoint).predict(x_test, verbose=0, batch_size=config.batch_size)
+            agreement = float(np.mean(decisions(got) == decisions(want)))
+            scores[variant]["qat_int8"] = (classification_accuracy(got, y_test), agreement)
     return scores
 
 
-def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=True):
+def fine_tune_quantized(checkpoint, data, config, epochs, calibration_samples=300):
+    """The model of `checkpoint` made quantization-aware
+    (`quantization.quantize_model`, ranges from the first training samples)
+    and fine-tuned for `epochs` on the training data at a tenth of
+    `config`'s learning rate, constant."""
+    from keras_superattn import quantization
+
+    (x_train, y_train), _ = data
+    quantized = quantization.quantize_model(
+        keras.saving.load_model(checkpoint, compile=False), x_train[:calibration_samples]
+    )
+    quantized.compile(optimizer=keras.optimizers.Adam(config.learning_rate / 10), loss=config.loss)
+    quantized.fit(x_train, y_train, batch_size=config.batch_size, epochs=epochs, verbose=config.verbose)
+    return quantized
+
+
+def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=True, qat_epochs=0):
     """Trains each variant with each seed and writes results.json / .md / .png.
 
     Args:
@@ -250,6 +281,9 @@ def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=T
             may span several sittings.
         config: a `TrainingConfig`, the same for every run.
         int8: bool. Convert each variant's best model to int8 and score it.
+        qat_epochs: int. With `int8`, also fine-tune each variant's best
+            model for this many epochs with quantization-aware training
+            and score its int8 file (0: not).
 
     Returns:
         The results dictionary written to `results.json`.
@@ -273,11 +307,12 @@ def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=T
     }
     test_batch = data[1][0][: config.batch_size]
     latency = batch_latency(best_models, test_batch)
-    int8_scores = convert_best_models(best_runs, out_dir, data) if int8 else {}
+    qat = (config, qat_epochs) if qat_epochs else None
+    int8_scores = convert_best_models(best_runs, out_dir, data, qat=qat) if int8 else {}
     summary = {}
     for variant, variant_runs in runs.items():
         accuracies = [run["test_accuracy"] for run in variant_runs]
-        int8_accuracy, int8_agreement = int8_scores.get(variant, (None, None))
+        int8_accuracy, int8_agreement = int8_scores.get(variant, {}).get("int8", (None, None))
         summary[variant] = {
             "attention_params": variant_runs[0]["attention_params"],
             "total_params": variant_runs[0]["total_params"],
@@ -292,6 +327,11 @@ def compare_variants(build_model, data, variants, seeds, out_dir, config, int8=T
             "best_int8_test_accuracy": int8_accuracy,
             "best_int8_agreement": int8_agreement,
         }
+        if "qat_int8" in int8_scores.get(variant, {}):
+            accuracy, agreement = int8_scores[variant]["qat_int8"]
+            summary[variant].update(
+                best_qat_int8_test_accuracy=accuracy, best_qat_int8_agreement=agreement, qat_epochs=qat_epochs
+            )
     results = {
         "backend": keras.backend.backend(),
         "keras": keras.__version__,

@@ -3,12 +3,14 @@
 
 def markdown_table(results):
     seeds = len(results["seeds"])
+    qat = any("best_qat_int8_test_accuracy" in s for s in results["summary"].values())
     lines = [
         f"### {results['config'].get('title', 'results')} ({results['backend']}, {seeds} seed(s))",
         "",
         "| variant | attention params | total params | test accuracy (mean ± std) "
-        "| test loss | s / epoch | ms / batch | best run: float / int8 accuracy |",
-        "|---|---|---|---|---|---|---|---|",
+        "| test loss | s / epoch | ms / batch | best run: float / int8 accuracy |"
+        + (" quantization-aware int8: accuracy, agreement with float |" if qat else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if qat else ""),
     ]
     for variant, s in results["summary"].items():
         lines.append(
@@ -16,6 +18,10 @@ def markdown_table(results):
             f"| {100 * s['test_accuracy_mean']:.2f} ± {100 * s['test_accuracy_std']:.2f} % "
             f"| {s['test_loss_mean']:.4f} | {s['epoch_seconds_mean']:.2f} | {s['batch_latency_ms']:.2f} "
             f"| {_percent(s.get('best_test_accuracy'))} / {_percent(s.get('best_int8_test_accuracy'))} |"
+            + (
+                f" {_percent(s.get('best_qat_int8_test_accuracy'))}, {_percent(s.get('best_qat_int8_agreement'))} |"
+                if qat else ""
+            )
         )
     return "\n".join(lines) + "\n"
 
