@@ -41,15 +41,10 @@ def main():
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--out", default=None, help="also write the results as JSON here")
     args = parser.parse_args()
-    (x_train, y_train), (x_test, y_test) = datasets.load_mnist(args.data_dir)
-    x_train, y_train = datasets.images_as_floats(x_train[:12000]), y_train[:12000]
-    x_test, y_test = datasets.images_as_floats(x_test[:1000]), y_test[:1000]
+    (x_train, y_train), (x_test, y_test) = mnist(args.data_dir)
     results = {}
     for variant in args.variants.split(","):
-        keras.utils.set_random_seed(0)
-        model = models.vit_classifier(variant, (28, 28, 1), patch_size=7, num_classes=10)
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        model.fit(x_train, y_train, batch_size=64, epochs=2, verbose=0)
+        model = trained_vit(variant, x_train, y_train)
         row = {"float": float(model.evaluate(x_test, y_test, verbose=0)[1])}
         with tempfile.TemporaryDirectory() as folder:
             for name, options in CONVERSIONS.items():
@@ -66,6 +61,22 @@ def main():
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
+
+
+def mnist(data_dir):
+    """The first 12,000 training and 1,000 test images, as floats, with labels."""
+    (x_train, y_train), (x_test, y_test) = datasets.load_mnist(data_dir)
+    train = datasets.images_as_floats(x_train[:12000]), y_train[:12000]
+    return train, (datasets.images_as_floats(x_test[:1000]), y_test[:1000])
+
+
+def trained_vit(variant, x_train, y_train):
+    """The ViT of this setting, seeded, after 2 epochs."""
+    keras.utils.set_random_seed(0)
+    model = models.vit_classifier(variant, (28, 28, 1), patch_size=7, num_classes=10)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train, y_train, batch_size=64, epochs=2, verbose=0)
+    return model
 
 
 def table(results, calibration):

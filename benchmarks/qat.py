@@ -35,9 +35,11 @@ import numpy as np
 from keras_superattn import datasets
 from keras_superattn import deploy
 from keras_superattn import layers
-from keras_superattn import models
 from keras_superattn import quantization
 from keras_superattn.deploy.runtime import decisions
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import int8_fidelity  # noqa: E402  (its ViTs and images)
 
 VARIANTS = tuple(layers.VARIANTS)
 
@@ -64,15 +66,10 @@ def main():
 
 
 def vits(args):
-    (x_train, y_train), (x_test, y_test) = datasets.load_mnist(args.data_dir)
-    x_train, y_train = datasets.images_as_floats(x_train[:12000]), y_train[:12000]
-    x_test, y_test = datasets.images_as_floats(x_test[:1000]), y_test[:1000]
+    (x_train, y_train), (x_test, y_test) = int8_fidelity.mnist(args.data_dir)
     rows = {}
     for variant in args.variants.split(","):
-        keras.utils.set_random_seed(0)
-        model = models.vit_classifier(variant, (28, 28, 1), patch_size=7, num_classes=10)
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        model.fit(x_train, y_train, batch_size=64, epochs=2, verbose=0)
+        model = int8_fidelity.trained_vit(variant, x_train, y_train)
         float_outputs = model.predict(x_test, verbose=0)
         row = {"float": float(np.mean(decisions(float_outputs) == y_test))}
         # The control: the same fine-tune without fake quantization.

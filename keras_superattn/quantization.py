@@ -18,20 +18,11 @@ Keras inference; it makes no LiteRT file.
 
 import keras
 
+from keras_superattn.layers.fake_quant import QUANTIZED_LAYERS
 from keras_superattn.layers.fake_quant import ActivationQuantizer
 from keras_superattn.layers.fake_quant import QuantizationAware
-from keras_superattn.layers.fake_quant import QuantizedConv2D
-from keras_superattn.layers.fake_quant import QuantizedDense
-from keras_superattn.layers.fake_quant import QuantizedEmbedding
 
 __all__ = ["ActivationQuantizer", "calibrate", "is_quantization_aware", "quantize_model"]
-
-# Keras layers replaced by a quantization-aware subclass (same config, same weights).
-_REPLACEMENTS = {
-    keras.layers.Dense: QuantizedDense,
-    keras.layers.Embedding: QuantizedEmbedding,
-    keras.layers.Conv2D: QuantizedConv2D,
-}
 
 # Layers whose output has the int8 scale of their input: no range of their own.
 _SCALE_PRESERVING = (
@@ -90,8 +81,8 @@ def quantize_model(model, calibration_data, batch_size=32):
         config = layer.get_config()
         if isinstance(layer, QuantizationAware):
             return type(layer).from_config({**config, "quantization_aware": True})
-        if type(layer) in _REPLACEMENTS:
-            return _REPLACEMENTS[type(layer)].from_config(config)
+        if type(layer) in QUANTIZED_LAYERS:
+            return QUANTIZED_LAYERS[type(layer)].from_config(config)
         if isinstance(layer, keras.layers.MultiHeadAttention):
             raise ValueError(
                 "quantize_model needs the package's attention layers, which simulate the int8 attention core. "
@@ -102,7 +93,7 @@ def quantize_model(model, calibration_data, batch_size=32):
     def call(layer, *args, **kwargs):
         args = keras.tree.map_structure(lambda x: _quantize_input(x, input_quantizers), args)
         outputs = layer(*args, **kwargs)
-        if isinstance(layer, (QuantizationAware, *_REPLACEMENTS.values(), *_SCALE_PRESERVING)):
+        if isinstance(layer, (QuantizationAware, *QUANTIZED_LAYERS.values(), *_SCALE_PRESERVING)):
             return outputs
         quantizer = ActivationQuantizer(name=f"{layer.name}_output_quantizer")
         return keras.tree.map_structure(lambda x: quantizer(x) if _is_float(x) else x, outputs)

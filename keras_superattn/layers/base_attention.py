@@ -176,7 +176,7 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
         self._build_quantizers(self._quantized_tensors, fixed={"weights": PROBABILITY_RANGE})
 
     def _dense(self, name, input_shape):
-        layer = self._dense_class()(
+        layer = self._layer_class(keras.layers.Dense)(
             input_shape[-1],
             use_bias=self.use_bias,
             kernel_initializer=clone_initializer(self.kernel_initializer),

@@ -6,8 +6,6 @@ from keras import ops
 from keras_superattn._keras_compat import clone_initializer
 from keras_superattn._validation import check_positive_int
 from keras_superattn.layers.fake_quant import QuantizationAware
-from keras_superattn.layers.fake_quant import QuantizedConv2D
-from keras_superattn.layers.fake_quant import QuantizedEmbedding
 
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
@@ -66,8 +64,7 @@ class TokenAndPositionEmbedding(QuantizationAware, keras.layers.Layer):
                 f"Inputs are longer than `sequence_length={self.sequence_length}`. "
                 f"Received: input_shape={tuple(input_shape)}"
             )
-        embedding = QuantizedEmbedding if self.quantization_aware else keras.layers.Embedding
-        self.token_embedding = embedding(
+        self.token_embedding = self._layer_class(keras.layers.Embedding)(
             self.vocabulary_size, self.embedding_dim,
             embeddings_initializer=clone_initializer(self.embeddings_initializer),
             mask_zero=self.mask_zero,
@@ -159,8 +156,7 @@ class PatchEmbedding(QuantizationAware, keras.layers.Layer):
                 f"Received: patch_size={self.patch_size}, image shape {tuple(input_shape[1:])}"
             )
         self.num_patches = (height // self.patch_size) * (width // self.patch_size)
-        convolution = QuantizedConv2D if self.quantization_aware else keras.layers.Conv2D
-        self.projection = convolution(
+        self.projection = self._layer_class(keras.layers.Conv2D)(
             self.embedding_dim, self.patch_size, strides=self.patch_size,
             dtype=self.dtype_policy, name="projection",
         )

@@ -139,8 +139,9 @@ class QuantizationAware:
     def _fake_quant_weights(self, weights):
         return fake_quant_weights(weights) if self.quantization_aware else weights
 
-    def _dense_class(self):
-        return QuantizedDense if self.quantization_aware else keras.layers.Dense
+    def _layer_class(self, keras_class):
+        """`keras_class` (Dense, Embedding, Conv2D), or its quantized subclass."""
+        return QUANTIZED_LAYERS[keras_class] if self.quantization_aware else keras_class
 
 
 def _output_range(activation):
@@ -207,3 +208,11 @@ class QuantizedConv2D(keras.layers.Conv2D):
         if self.use_bias:
             x = ops.add(x, self.bias)
         return self.output_quantizer(x, training=training)
+
+
+# Keras layers and their quantization-aware subclasses (same config, same weights).
+QUANTIZED_LAYERS = {
+    keras.layers.Dense: QuantizedDense,
+    keras.layers.Embedding: QuantizedEmbedding,
+    keras.layers.Conv2D: QuantizedConv2D,
+}

@@ -110,11 +110,11 @@ class TransformerBlock(QuantizationAware, keras.layers.Layer):
     def _build_feedforward(self, input_shape):
         width = input_shape[-1]
         self.feedforward_norm = self._norm("feedforward_norm", input_shape)
-        self.intermediate_dense = self._dense_class()(
+        self.intermediate_dense = self._layer_class(keras.layers.Dense)(
             self.intermediate_dim, activation=self.activation, name="intermediate", **self._common()
         )
         self.intermediate_dense.build(input_shape)
-        self.output_dense = self._dense_class()(width, name="output", **self._common())
+        self.output_dense = self._layer_class(keras.layers.Dense)(width, name="output", **self._common())
         self.output_dense.build((*input_shape[:-1], self.intermediate_dim))
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
 
