@@ -148,7 +148,7 @@ def test_quick_translation_reports_every_variant(tmp_path, data_dir):
     from keras_superattn import generation
     from keras_superattn import text
 
-    results, stdout = run_tutorial("translation_spa_eng.py", tmp_path, data_dir, timeout=1800)
+    results, stdout = run_tutorial("translation_spa_eng.py", tmp_path, data_dir, "--qat-epochs", "1", timeout=1800)
     assert list(results["summary"]) == list(layers.VARIANTS)
     # The quick test split, prepared as the tutorial prepares it.
     _, _, test = datasets.load_spa_eng(data_dir)
@@ -158,21 +158,25 @@ def test_quick_translation_reports_every_variant(tmp_path, data_dir):
     references = [s for _, s in test[:32]]
     prompt = np.zeros((32, 24), "int32")
     prompt[:, 0] = spanish.token_id(text.START)
+    end = spanish.token_id(text.END)
     for variant, summary in results["summary"].items():
         assert summary["bleu_std"] == 0.0 and summary["bleu_mean"] == summary["best_run"]["bleu"]
         assert len(summary["best_run"]["examples"]) == 5
         assert list(summary["best_run"]["validation_bleu_per_epoch"]) == ["1"]  # the learning curve
-        # The int8 file translates as the report says.
-        path = tmp_path / "tflite" / f"{variant}_int8.tflite"
-        ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=spanish.token_id(text.END), inputs={"source": source})
-        bleu = generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), references)
-        assert bleu == pytest.approx(summary["int8"]["bleu"], abs=1e-9)
-        assert 0.0 <= summary["int8"]["greedy_agreement"] <= 1.0 and summary["int8"]["ms_per_token"] > 0
+        # The int8 files, post-training and quantization-aware, translate as the report says.
+        for name, scores in (("int8", summary["int8"]), ("qat_int8", summary["int8"]["qat"])):
+            path = tmp_path / "tflite" / f"{variant}_{name}.tflite"
+            assert deploy.inspect(path)["full_integer"]
+            ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
+            bleu = generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), references)
+            assert bleu == pytest.approx(scores["bleu"], abs=1e-9)
+            assert 0.0 <= scores["greedy_agreement"] <= 1.0 and scores["ms_per_token"] > 0
         cached = deploy.inspect(tmp_path / "tflite" / f"{variant}_cached_int8.tflite")
         assert set(cached["signatures"]) == {"prefill", "decode"} and cached["full_integer"]
         streams = 1 if variant == "efficient" else 2  # Efficient's keys are its values
         assert summary["int8"]["cached"]["cache_bytes_per_token"] == streams * 128  # 1 decoder block, d = 128
         assert f"| {variant} |" in stdout
+    assert "quantization-aware int8: bleu" in stdout
     for name in ("results.md", "results.png"):
         assert (tmp_path / name).stat().st_size > 0
 
@@ -183,7 +187,7 @@ def test_quick_language_model_scores_what_the_report_says(tmp_path, data_dir):
     from keras_superattn import generation
     from keras_superattn import text
 
-    results, _ = run_tutorial("language_model.py", tmp_path, data_dir, timeout=1800)
+    results, stdout = run_tutorial("language_model.py", tmp_path, data_dir, "--qat-epochs", "1", timeout=1800)
     assert list(results["summary"]) == list(layers.VARIANTS)
     _, test_reviews = datasets.load_imdb_text(data_dir)
     sys.path.insert(0, os.path.join(ROOT, "tutorials"))
@@ -213,4 +217,11 @@ def test_quick_language_model_scores_what_the_report_says(tmp_path, data_dir):
         assert int8_perplexity == pytest.approx(summary["int8"]["perplexity"], rel=1e-9)
         # int8 costs little: within 5% of the float model on the same sequences.
         assert int8_perplexity == pytest.approx(summary["int8"]["float_perplexity_same_sequences"], rel=0.05)
+        path = tmp_path / "tflite" / f"{variant}_qat_int8.tflite"
+        assert deploy.inspect(path)["full_integer"]
+        qat_perplexity = generation.perplexity(deploy.TFLiteModel(path).predict, inputs[:200], labels[:200])
+        assert qat_perplexity == pytest.approx(summary["int8"]["qat"]["perplexity"], rel=1e-9)
+        # The fine-tune trains the briefly trained model on: it may learn, but not lose more than int8 costs.
+        assert qat_perplexity < 1.05 * summary["int8"]["float_perplexity_same_sequences"]
         assert len(summary["best_run"]["examples"]) == 5
+    assert "quantization-aware int8: perplexity" in stdout

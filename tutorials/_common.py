@@ -8,7 +8,7 @@ from keras_superattn._validation import positive_int_argument as positive_int
 
 
 def parser(description, seeds, epochs, batch_size, qat=False):
-    """The tutorials' common options; `qat` adds `--qat-epochs` (classifiers)."""
+    """The tutorials' common options; `qat` adds `--qat-epochs`."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--seeds", type=positive_int, default=seeds, help=f"runs per variant (default {seeds})")
     p.add_argument("--epochs", type=positive_int, default=epochs, help=f"(default {epochs})")

@@ -18,7 +18,8 @@ runs with different tokenisations compare), and greedy and sampled
 continuations of test prompts (their first 16 pieces, continued to 64).
 Each variant's best model is converted to int8, scored and decoded on
 LiteRT, and converted again to an int8 file with a cached decoding step
-(`deploy.convert_generator`). A run resumes where it stopped when run again
+(`deploy.convert_generator`); with `--qat-epochs N`, also after N epochs of
+quantization-aware fine-tuning (`tflite/<variant>_qat_int8.tflite`). A run resumes where it stopped when run again
 with the same --out.
 
     python tutorials/language_model.py --data-dir ../shared/data
@@ -48,7 +49,7 @@ VALIDATION_WINDOWS, EXAMPLES, INT8_SEQUENCES, CALIBRATION = 5000, 5, 200, 200
 
 
 def main():
-    args = _common.parser(__doc__.split("\n")[0], seeds=2, epochs=3, batch_size=128).parse_args()
+    args = _common.parser(__doc__.split("\n")[0], seeds=2, epochs=3, batch_size=128, qat=True).parse_args()
     variants = _common.settle(args, tuple(layers.VARIANTS), "language_model")
     config, data, evaluate, convert = prepare(args)
     results = experiments.compare_generators(
@@ -133,28 +134,42 @@ def prepare(args):
             ],
         }
 
+    sequences = slice(0, INT8_SEQUENCES)
+
+    def file_scores(path, keras_ids):
+        """An int8 file's perplexity, greedy continuations and speed."""
+        ids, seconds = deploy.decode_greedy(path, prompts, PROMPT_LENGTH)
+        file = deploy.TFLiteModel(path)
+        return {
+            "perplexity": generation.perplexity(file.predict, test_ids[sequences], test_labels[sequences]),
+            "greedy_agreement": float(np.mean((ids == keras_ids).all(axis=1))),
+            "ms_per_token": 1e3 * seconds,
+        }
+
     def convert(variant, checkpoint):
         path = os.path.join(args.out, "tflite", f"{variant}_int8.tflite")
+        validation_inputs = data[1][0][:CALIBRATION]
         conversion = deploy.convert(
             checkpoint, path, representative_data=data[0][0], num_calibration_samples=CALIBRATION,
-            validation_data=data[1][0][:CALIBRATION], verbose=False,
+            validation_data=validation_inputs, verbose=False,
         )
         model = keras.saving.load_model(checkpoint)
         keras_ids = continue_prompts(lambda ids: model.predict(ids, verbose=0), INT8_SEQUENCES)
-        ids, seconds = deploy.decode_greedy(path, prompts, PROMPT_LENGTH)
-        file = deploy.TFLiteModel(path)
-        sequences = slice(0, INT8_SEQUENCES)
-        return {
+        scores = {
             # Its check continues the first quarter of each window: PROMPT_LENGTH pieces, as above.
             "cached": _common.cached_int8(args.out, variant, checkpoint, data[0][0], first_windows),
-            "perplexity": generation.perplexity(file.predict, test_ids[sequences], test_labels[sequences]),
+            **file_scores(path, keras_ids),
             "float_perplexity_same_sequences": generation.perplexity(
                 lambda ids: model.predict(ids, verbose=0), test_ids[sequences], test_labels[sequences]
             ),
-            "greedy_agreement": float(np.mean((ids == keras_ids).all(axis=1))),
             "token_agreement": conversion.agreement,
-            "ms_per_token": 1e3 * seconds,
         }
+        if args.qat_epochs:
+            quantized = experiments.fine_tune_quantized(checkpoint, data, config, args.qat_epochs, CALIBRATION)
+            path = os.path.join(args.out, "tflite", f"{variant}_qat_int8.tflite")
+            deploy.convert(quantized, path, validation_data=validation_inputs, verbose=False)
+            scores["qat"] = {"epochs": args.qat_epochs, **file_scores(path, keras_ids)}
+        return scores
 
     train = arrays(reviews[held_out:])
     validation = tuple(part[:VALIDATION_WINDOWS] for part in arrays(reviews[:held_out]))

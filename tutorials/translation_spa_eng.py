@@ -15,7 +15,9 @@ of the first 500 validation pairs is recorded (the learning curve). Test:
 corpus BLEU (sacreBLEU, its default tokenisation, cased) of greedy
 translations of the first 1,000 test sentences. Each variant's best model
 is converted to int8 and decodes the same sentences on LiteRT, and converted
-again to an int8 file with a cached decoding step (`deploy.convert_generator`). A full run
+again to an int8 file with a cached decoding step (`deploy.convert_generator`);
+with `--qat-epochs N`, also after N epochs of quantization-aware fine-tuning
+(`tflite/<variant>_qat_int8.tflite`). A full run
 takes about 3 hours 15 minutes on 2 idle CPU cores (about 2.3 minutes an
 epoch); it resumes where it stopped when run again with the same --out.
 
@@ -47,7 +49,7 @@ VALIDATION_PAIRS, CURVE_PAIRS, BLEU_SENTENCES, EXAMPLES, CALIBRATION = 2000, 500
 
 
 def main():
-    args = _common.parser(__doc__.split("\n")[0], seeds=2, epochs=10, batch_size=128).parse_args()
+    args = _common.parser(__doc__.split("\n")[0], seeds=2, epochs=10, batch_size=128, qat=True).parse_args()
     variants = _common.settle(args, tuple(layers.VARIANTS), "translation_spa_eng")
     # 2,048 pairs (--quick) hold too few distinct pieces for 4,000.
     vocabulary_size = 500 if args.quick else VOCABULARY_SIZE
@@ -109,26 +111,39 @@ def main():
             "examples": [{"english": e, "reference": r, "translation": h} for (e, r), h in examples],
         }
 
-    def convert(variant, checkpoint):
-        path = os.path.join(args.out, "tflite", f"{variant}_int8.tflite")
-        train_inputs, validation_inputs = data[0][0], data[1][0]
-        conversion = deploy.convert(
-            checkpoint, path, representative_data=train_inputs, num_calibration_samples=CALIBRATION,
-            validation_data={name: x[:CALIBRATION] for name, x in validation_inputs.items()}, verbose=False,
-        )
-        keras_ids, _ = keras_translation(keras.saving.load_model(checkpoint), test)
+    def file_scores(path, keras_ids):
+        """An int8 file's greedy translations of the test sentences: BLEU, agreement, speed."""
         prompt = np.zeros_like(keras_ids)
         prompt[:, 0] = start
         source = english([e for e, _ in test])
         ids, seconds = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
         return {
-            # Checked on the test sentences' greedy translations (not stopped at [end]).
-            "cached": _common.cached_int8(args.out, variant, checkpoint, train_inputs, arrays(test)[0]),
             "bleu": generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), [s for _, s in test]),
             "greedy_agreement": float(np.mean((ids == keras_ids).all(axis=1))),
-            "token_agreement": conversion.agreement,
             "ms_per_token": 1e3 * seconds,
         }
+
+    def convert(variant, checkpoint):
+        path = os.path.join(args.out, "tflite", f"{variant}_int8.tflite")
+        train_inputs, validation_inputs = data[0][0], data[1][0]
+        validation_inputs = {name: x[:CALIBRATION] for name, x in validation_inputs.items()}
+        conversion = deploy.convert(
+            checkpoint, path, representative_data=train_inputs, num_calibration_samples=CALIBRATION,
+            validation_data=validation_inputs, verbose=False,
+        )
+        keras_ids, _ = keras_translation(keras.saving.load_model(checkpoint), test)
+        scores = {
+            # Checked on the test sentences' greedy translations (not stopped at [end]).
+            "cached": _common.cached_int8(args.out, variant, checkpoint, train_inputs, arrays(test)[0]),
+            **file_scores(path, keras_ids),
+            "token_agreement": conversion.agreement,
+        }
+        if args.qat_epochs:
+            quantized = experiments.fine_tune_quantized(checkpoint, data, config, args.qat_epochs, CALIBRATION)
+            path = os.path.join(args.out, "tflite", f"{variant}_qat_int8.tflite")
+            deploy.convert(quantized, path, validation_data=validation_inputs, verbose=False)
+            scores["qat"] = {"epochs": args.qat_epochs, **file_scores(path, keras_ids)}
+        return scores
 
     data = arrays(train), arrays(validation)
 

@@ -250,14 +250,16 @@ def fine_tune_quantized(checkpoint, data, config, epochs, calibration_samples=30
     """The model of `checkpoint` made quantization-aware
     (`quantization.quantize_model`, ranges from the first training samples)
     and fine-tuned for `epochs` on the training data at a tenth of
-    `config`'s learning rate, constant."""
+    `config`'s learning rate, constant. `data` is `((x_train, y_train), ...)`,
+    the inputs an array or a dict of arrays."""
     from keras_superattn import quantization
 
     (x_train, y_train), _ = data
-    quantized = quantization.quantize_model(
-        keras.saving.load_model(checkpoint, compile=False), x_train[:calibration_samples]
+    first = keras.tree.map_structure(lambda x: x[:calibration_samples], x_train)
+    quantized = quantization.quantize_model(keras.saving.load_model(checkpoint, compile=False), first)
+    quantized.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate / 10), loss=_LOSSES.get(config.loss, config.loss)
     )
-    quantized.compile(optimizer=keras.optimizers.Adam(config.learning_rate / 10), loss=config.loss)
     quantized.fit(x_train, y_train, batch_size=config.batch_size, epochs=epochs, verbose=config.verbose)
     return quantized
 

@@ -67,18 +67,21 @@ def generative_table(results, metric, also=()):
     """The markdown table of a `compare_generators` run, for its `metric`
     and the test metrics named in `also` (mean ± std columns)."""
     seeds = len(results["seeds"])
+    qat = any("qat" in (s.get("int8") or {}) for s in results["summary"].values())
     extra = "".join(f" test {name} (mean ± std) |" for name in also)
     lines = [
         f"### {results['config'].get('title', 'results')} ({results['backend']}, {seeds} seed(s))",
         "",
         f"| variant | attention params | total params | test {metric} (mean ± std) |{extra} validation loss "
         f"| s / epoch | ms / batch | best run: float / int8 {metric} | int8 greedy agreement | int8 ms / token "
-        "| cached int8: greedy agreement, ms / token |",
-        "|---|---|---|---|" + "---|" * len(also) + "---|---|---|---|---|---|---|",
+        "| cached int8: greedy agreement, ms / token |"
+        + (f" quantization-aware int8: {metric}, greedy agreement with float |" if qat else ""),
+        "|---|---|---|---|" + "---|" * len(also) + "---|---|---|---|---|---|---|" + ("---|" if qat else ""),
     ]
     for variant, s in results["summary"].items():
         int8 = s.get("int8") or {}
         cached = int8.get("cached") or {}
+        quantization_aware = int8.get("qat") or {}
         extra = "".join(f" {s[f'{name}_mean']:.3f} ± {s[f'{name}_std']:.3f} |" for name in also)
         lines.append(
             f"| {variant} | {s['attention_params_mean']:,.0f} | {s['total_params_mean']:,.0f} "
@@ -87,6 +90,11 @@ def generative_table(results, metric, also=()):
             f"| {s['best_run'][metric]:.2f} / {_number(int8.get(metric))} "
             f"| {_number(int8.get('greedy_agreement'), 100)} % | {_number(int8.get('ms_per_token'))} "
             f"| {_number(cached.get('greedy_agreement'), 100)} %, {_number(cached.get('ms_per_token'))} |"
+            + (
+                f" {_number(quantization_aware.get(metric))}, "
+                f"{_number(quantization_aware.get('greedy_agreement'), 100)} % |"
+                if qat else ""
+            )
         )
     return "\n".join(lines) + "\n"
 
