@@ -128,3 +128,17 @@ def cached_int8(out_dir, variant, checkpoint, representative_data, validation_da
         "cache_bytes_per_token": cached.cache_bytes_per_token,
         "ms_per_token": 1e3 * cached.decode_seconds,
     }
+
+
+def quantization_aware_int8(out_dir, variant, checkpoint, data, config, epochs, validation_inputs, file_scores):
+    """A generative tutorial's best model fine-tuned `epochs` with
+    quantization-aware training (`experiments.fine_tune_quantized`) and
+    converted to `tflite/<variant>_qat_int8.tflite` from its trained ranges;
+    `file_scores(path) -> dict` scores the file as the post-training one."""
+    from keras_superattn import deploy
+    from keras_superattn.training import experiments
+
+    quantized = experiments.fine_tune_quantized(checkpoint, data, config, epochs)
+    path = os.path.join(out_dir, "tflite", f"{variant}_qat_int8.tflite")
+    deploy.convert(quantized, path, validation_data=validation_inputs, verbose=False)
+    return {"epochs": epochs, **file_scores(path)}

@@ -139,10 +139,10 @@ def main():
             "token_agreement": conversion.agreement,
         }
         if args.qat_epochs:
-            quantized = experiments.fine_tune_quantized(checkpoint, data, config, args.qat_epochs, CALIBRATION)
-            path = os.path.join(args.out, "tflite", f"{variant}_qat_int8.tflite")
-            deploy.convert(quantized, path, validation_data=validation_inputs, verbose=False)
-            scores["qat"] = {"epochs": args.qat_epochs, **file_scores(path, keras_ids)}
+            scores["qat"] = _common.quantization_aware_int8(
+                args.out, variant, checkpoint, data, config, args.qat_epochs, validation_inputs,
+                lambda path: file_scores(path, keras_ids),
+            )
         return scores
 
     data = arrays(train), arrays(validation)
