@@ -19,8 +19,8 @@ continuations of test prompts (their first 16 pieces, continued to 64).
 Each variant's best model is converted to int8, scored and decoded on
 LiteRT, and converted again to an int8 file with a cached decoding step
 (`deploy.convert_generator`); with `--qat-epochs N`, also after N epochs of
-quantization-aware fine-tuning (`tflite/<variant>_qat_int8.tflite`). A run resumes where it stopped when run again
-with the same --out.
+quantization-aware fine-tuning (`tflite/<variant>_qat_int8.tflite`). A run
+resumes where it stopped when run again with the same --out.
 
     python tutorials/language_model.py --data-dir ../shared/data
     python tutorials/language_model.py --quick
