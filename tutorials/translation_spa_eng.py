@@ -125,8 +125,8 @@ def main():
 
     def convert(variant, checkpoint):
         path = os.path.join(args.out, "tflite", f"{variant}_int8.tflite")
-        train_inputs, validation_inputs = data[0][0], data[1][0]
-        validation_inputs = {name: x[:CALIBRATION] for name, x in validation_inputs.items()}
+        train_inputs = data[0][0]
+        validation_inputs = {name: x[:CALIBRATION] for name, x in data[1][0].items()}
         conversion = deploy.convert(
             checkpoint, path, representative_data=train_inputs, num_calibration_samples=CALIBRATION,
             validation_data=validation_inputs, verbose=False,
