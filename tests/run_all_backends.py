@@ -4,6 +4,9 @@ The backend is fixed when keras is imported, so each backend gets its own
 pytest process. Extra arguments go to every pytest run, e.g. `-x -k super`.
 Set KERAS_SUPERATTN_BACKENDS=jax,torch to run a subset.
 
+The tests marked `backend_independent` (committed files, LiteRT runtimes,
+emulators: no Keras backend involved) run once, on the last backend.
+
 With two or more cores the backends run side by side, in as many lanes as
 there are cores (KERAS_SUPERATTN_TEST_LANES sets it): much of a test's time
 is tracing, compiling and conversion on one thread, so two pytest processes
@@ -19,14 +22,16 @@ import sys
 import tempfile
 import time
 
-BACKENDS = ("tensorflow", "jax", "torch")  # the longest suite first, so the others share the other lane
+# The longest suite first, so that the others share the other lane; the
+# last, the shortest, also runs the backend-independent tests.
+BACKENDS = ("tensorflow", "jax", "torch")
 COUNTED = ("passed", "failed", "skipped", "error")
 
 
-def run(backend, pytest_args, stream):
+def run(backend, pytest_args, stream, once_on):
     """One pytest run; returns its exit code, closing counts and seconds.
     Streams its output if `stream`, else prints it whole at the end."""
-    env = dict(os.environ, KERAS_BACKEND=backend)
+    env = dict(os.environ, KERAS_BACKEND=backend, KERAS_SUPERATTN_BACKEND_INDEPENDENT_ON=once_on)
     command = [sys.executable, "-m", "pytest", *pytest_args]
     started = time.monotonic()
     with tempfile.TemporaryFile("w+") as log:
@@ -68,7 +73,8 @@ def main(pytest_args):
         raise SystemExit(f"KERAS_SUPERATTN_BACKENDS: unknown {unknown}; choose from {list(BACKENDS)}")
     workers = lanes(backends)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        results = dict(zip(backends, pool.map(lambda b: run(b, pytest_args, stream=workers == 1), backends)))
+        runs = pool.map(lambda b: run(b, pytest_args, stream=workers == 1, once_on=backends[-1]), backends)
+        results = dict(zip(backends, runs))
     totals = {word: 0 for word in COUNTED}
     broken = []
     for backend, (code, counts, seconds) in results.items():

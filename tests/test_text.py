@@ -1,6 +1,5 @@
 """SubwordTokenizer: round trips, markers, saving, and no [UNK] on real text."""
 
-import keras
 import numpy as np
 import pytest
 
@@ -60,7 +59,7 @@ def test_training_is_repeatable_and_the_model_file_loads(tokenizer, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent: run once, on TensorFlow")
+@pytest.mark.backend_independent
 def test_real_sentences_have_no_unknown_pieces(data_dir):
     train, _, test = datasets.load_spa_eng(data_dir)
     spanish = text.SubwordTokenizer.train([s for _, s in train], vocabulary_size=4000, sequence_length=64)

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 
-import keras
 import numpy as np
 import pytest
 
@@ -30,7 +29,7 @@ ENV = "KERAS_SUPERATTN_TFLITE_RUNTIME_PYTHON"
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent: run once, on TensorFlow"),
+    pytest.mark.backend_independent,
 ]
 
 
