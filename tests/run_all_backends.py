@@ -5,7 +5,7 @@ pytest process. Extra arguments go to every pytest run, e.g. `-x -k super`.
 Set KERAS_SUPERATTN_BACKENDS=jax,torch to run a subset.
 
 The tests marked `backend_independent` (committed files, LiteRT runtimes,
-emulators: no Keras backend involved) run once, on the last backend.
+emulators: no Keras backend involved) run once, on the first backend.
 
 With two or more cores the backends run side by side, in as many lanes as
 there are cores (KERAS_SUPERATTN_TEST_LANES sets it): much of a test's time
@@ -22,8 +22,8 @@ import sys
 import tempfile
 import time
 
-# The longest suite first, so that the others share the other lane; the
-# last, the shortest, also runs the backend-independent tests.
+# The longest suite first, so that the others share the other lane; it also
+# runs the backend-independent tests, as the two others together take longer.
 BACKENDS = ("tensorflow", "jax", "torch")
 COUNTED = ("passed", "failed", "skipped", "error")
 
@@ -73,7 +73,7 @@ def main(pytest_args):
         raise SystemExit(f"KERAS_SUPERATTN_BACKENDS: unknown {unknown}; choose from {list(BACKENDS)}")
     workers = lanes(backends)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        runs = pool.map(lambda b: run(b, pytest_args, stream=workers == 1, once_on=backends[-1]), backends)
+        runs = pool.map(lambda b: run(b, pytest_args, stream=workers == 1, once_on=backends[0]), backends)
         results = dict(zip(backends, runs))
     totals = {word: 0 for word in COUNTED}
     broken = []
