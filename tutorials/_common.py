@@ -112,6 +112,24 @@ def generative_report(results, out_dir, metric, higher_is_better, also=()):
     print("\n" + table, flush=True)
 
 
+def decoding_predict(model, batch_size=32):
+    """`model.predict` for decoding loops, which call it once per token: the
+    same batches, so the same numbers, through `predict_on_batch`, without the
+    data pipeline that `predict` builds on every call (a quick run spent a
+    fifth of its time there)."""
+    import keras
+    import numpy as np
+
+    def predict(inputs):
+        count = len(keras.tree.flatten(inputs)[0])
+        return np.concatenate([
+            model.predict_on_batch(keras.tree.map_structure(lambda x: x[i : i + batch_size], inputs))
+            for i in range(0, count, batch_size)
+        ])
+
+    return predict
+
+
 def cached_int8(out_dir, variant, checkpoint, representative_data, validation_data):
     """A generative tutorial's best model as an int8 file with a cached
     decoding step (`deploy.convert_generator`, `tflite/<variant>_cached_int8.tflite`):

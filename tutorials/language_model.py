@@ -87,7 +87,8 @@ def prepare(args):
     pieces = vocabulary_size(args.quick)
     config = experiments.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, learning_rate_schedule="cosine",
-        loss="token_crossentropy", verbose=1 if not args.quick else 2, tensorflow_xla=True,
+        # XLA's compile costs a quick run more than it saves (it is tested in test_experiments).
+        loss="token_crossentropy", verbose=1 if not args.quick else 2, tensorflow_xla=not args.quick,
         title=(
             f"IMDB language model, {pieces} subwords, l = {SEQUENCE_LENGTH}, d = {WIDTH}, {HEADS} heads, "
             f"{LAYERS} blocks"
@@ -123,8 +124,9 @@ def prepare(args):
         def predict(ids):
             return model.predict(ids, batch_size=256, verbose=0)
 
-        greedy = tokenizer.decode(continue_prompts(predict, EXAMPLES)[:, PROMPT_LENGTH:])
-        sampled = tokenizer.decode(continue_prompts(predict, EXAMPLES, temperature=0.8)[:, PROMPT_LENGTH:])
+        decoding = _common.decoding_predict(model, batch_size=256)
+        greedy = tokenizer.decode(continue_prompts(decoding, EXAMPLES)[:, PROMPT_LENGTH:])
+        sampled = tokenizer.decode(continue_prompts(decoding, EXAMPLES, temperature=0.8)[:, PROMPT_LENGTH:])
         return {
             "perplexity": generation.perplexity(predict, test_ids, test_labels),
             "bits_per_character": generation.bits_per_character(predict, test_ids, test_labels, characters),
@@ -154,7 +156,7 @@ def prepare(args):
             validation_data=validation_inputs, verbose=False,
         )
         model = keras.saving.load_model(checkpoint)
-        keras_ids = continue_prompts(lambda ids: model.predict(ids, verbose=0), INT8_SEQUENCES)
+        keras_ids = continue_prompts(_common.decoding_predict(model), INT8_SEQUENCES)
         scores = {
             # Its check continues the first quarter of each window: PROMPT_LENGTH pieces, as above.
             "cached": _common.cached_int8(args.out, variant, checkpoint, data[0][0], first_windows),

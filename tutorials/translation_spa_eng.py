@@ -90,7 +90,8 @@ def main():
 
     def keras_translation(model, pairs):
         source = english([e for e, _ in pairs])
-        return translate(lambda target: model.predict({"source": source, "target": target}, verbose=0), len(pairs))
+        predict = _common.decoding_predict(model)
+        return translate(lambda target: predict({"source": source, "target": target}), len(pairs))
 
     def bleu(model, pairs):
         _, hypotheses = keras_translation(model, pairs)
