@@ -122,9 +122,9 @@ def decoding_predict(model, batch_size=32):
 
     def predict(inputs):
         count = len(keras.tree.flatten(inputs)[0])
+        batches = [slice(start, start + batch_size) for start in range(0, count, batch_size)]
         return np.concatenate([
-            model.predict_on_batch(keras.tree.map_structure(lambda x: x[i : i + batch_size], inputs))
-            for i in range(0, count, batch_size)
+            model.predict_on_batch(keras.tree.map_structure(lambda x, rows=rows: x[rows], inputs)) for rows in batches
         ])
 
     return predict
