@@ -161,10 +161,12 @@ def test_quick_translation_reports_every_variant(tmp_path, data_dir):
         assert summary["bleu_std"] == 0.0 and summary["bleu_mean"] == summary["best_run"]["bleu"]
         assert len(summary["best_run"]["examples"]) == 5
         assert list(summary["best_run"]["validation_bleu_per_epoch"]) == ["1"]  # the learning curve
-        # The int8 files, post-training and quantization-aware, translate as the report says.
-        for name, scores in (("int8", summary["int8"]), ("qat_int8", summary["int8"]["qat"])):
+        # The int8 files, post-training (full integer and for phone CPUs) and
+        # quantization-aware, translate as the report says.
+        int8 = summary["int8"]
+        for name, scores in (("int8", int8), ("int8_xnnpack", int8["xnnpack"]), ("qat_int8", int8["qat"])):
             path = tmp_path / "tflite" / f"{variant}_{name}.tflite"
-            assert deploy.inspect(path)["full_integer"]
+            assert deploy.inspect(path)["full_integer"] == (name != "int8_xnnpack")
             ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
             bleu = generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), references)
             assert bleu == pytest.approx(scores["bleu"], abs=1e-9)
@@ -176,7 +178,7 @@ def test_quick_translation_reports_every_variant(tmp_path, data_dir):
         streams = 1 if variant == "efficient" else 2  # Efficient's keys are its values
         assert summary["int8"]["cached"]["cache_bytes_per_token"] == streams * 128  # 1 decoder block, d = 128
         assert f"| {variant} |" in stdout
-    assert "quantization-aware int8: bleu" in stdout
+    assert "quantization-aware int8: bleu" in stdout and "int8_xnnpack: bleu" in stdout
     for name in ("results.md", "results.png"):
         assert (tmp_path / name).stat().st_size > 0
 
@@ -212,9 +214,10 @@ def test_quick_language_model_scores_what_the_report_says(tmp_path, data_dir):
         streams = 1 if variant == "efficient" else 2  # Efficient's keys are its values
         assert summary["int8"]["cached"]["cache_bytes_per_token"] == 2 * streams * 128  # 2 blocks, d = 128, int8
         assert 0 <= summary["int8"]["cached"]["greedy_agreement"] <= 1 and summary["int8"]["cached"]["ms_per_token"] > 0
-        file = deploy.TFLiteModel(tmp_path / "tflite" / f"{variant}_int8.tflite")
-        int8_perplexity = generation.perplexity(file.predict, inputs[:200], labels[:200])
-        assert int8_perplexity == pytest.approx(summary["int8"]["perplexity"], rel=1e-9)
-        # int8 costs little: within 5% of the float model on the same sequences.
-        assert int8_perplexity == pytest.approx(summary["int8"]["float_perplexity_same_sequences"], rel=0.05)
+        for name, scores in (("int8", summary["int8"]), ("int8_xnnpack", summary["int8"]["xnnpack"])):
+            file = deploy.TFLiteModel(tmp_path / "tflite" / f"{variant}_{name}.tflite")
+            int8_perplexity = generation.perplexity(file.predict, inputs[:200], labels[:200])
+            assert int8_perplexity == pytest.approx(scores["perplexity"], rel=1e-9)
+            # int8 costs little: within 5% of the float model on the same sequences.
+            assert int8_perplexity == pytest.approx(summary["int8"]["float_perplexity_same_sequences"], rel=0.05)
         assert len(summary["best_run"]["examples"]) == 5

@@ -148,6 +148,21 @@ def cached_int8(out_dir, variant, checkpoint, representative_data, validation_da
     }
 
 
+def xnnpack_int8(out_dir, variant, checkpoint, representative_data, calibration_samples, validation_data, file_scores):
+    """A generative tutorial's best model as `tflite/<variant>_int8_xnnpack.tflite`,
+    the file for phone CPUs (`deploy.convert(..., quantization="int8_xnnpack")`,
+    calibrated as the full-integer file), scored by `file_scores(path) -> dict`
+    as that one, with the next-token agreement of the conversion's check."""
+    from keras_superattn import deploy
+
+    path = os.path.join(out_dir, "tflite", f"{variant}_int8_xnnpack.tflite")
+    conversion = deploy.convert(
+        checkpoint, path, quantization="int8_xnnpack", representative_data=representative_data,
+        num_calibration_samples=calibration_samples, validation_data=validation_data, verbose=False,
+    )
+    return {**file_scores(path), "token_agreement": conversion.agreement}
+
+
 def quantization_aware_int8(out_dir, variant, checkpoint, data, config, epochs, validation_inputs, file_scores):
     """A generative tutorial's best model fine-tuned `epochs` with
     quantization-aware training (`experiments.fine_tune_quantized`) and

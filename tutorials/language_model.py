@@ -161,6 +161,10 @@ def prepare(args):
             # Its check continues the first quarter of each window: PROMPT_LENGTH pieces, as above.
             "cached": _common.cached_int8(args.out, variant, checkpoint, data[0][0], first_windows),
             **file_scores(path, keras_ids),
+            "xnnpack": _common.xnnpack_int8(
+                args.out, variant, checkpoint, data[0][0], CALIBRATION, validation_inputs,
+                lambda path: file_scores(path, keras_ids),
+            ),
             "float_perplexity_same_sequences": generation.perplexity(
                 lambda ids: model.predict(ids, verbose=0), test_ids[sequences], test_labels[sequences]
             ),

@@ -138,6 +138,10 @@ def main():
             "cached": _common.cached_int8(args.out, variant, checkpoint, train_inputs, arrays(test)[0]),
             **file_scores(path, keras_ids),
             "token_agreement": conversion.agreement,
+            "xnnpack": _common.xnnpack_int8(
+                args.out, variant, checkpoint, train_inputs, CALIBRATION, validation_inputs,
+                lambda path: file_scores(path, keras_ids),
+            ),
         }
         if args.qat_epochs:
             scores["qat"] = _common.quantization_aware_int8(

@@ -67,7 +67,8 @@ def generative_table(results, metric, also=()):
     """The markdown table of a `compare_generators` run, for its `metric`
     and the test metrics named in `also` (mean ± std columns)."""
     seeds = len(results["seeds"])
-    qat = any("qat" in (s.get("int8") or {}) for s in results["summary"].values())
+    present = set().union(*(set(s.get("int8") or {}) for s in results["summary"].values()))
+    xnnpack, qat = "xnnpack" in present, "qat" in present
     extra = "".join(f" test {name} (mean ± std) |" for name in also)
     lines = [
         f"### {results['config'].get('title', 'results')} ({results['backend']}, {seeds} seed(s))",
@@ -75,12 +76,14 @@ def generative_table(results, metric, also=()):
         f"| variant | attention params | total params | test {metric} (mean ± std) |{extra} validation loss "
         f"| s / epoch | ms / batch | best run: float / int8 {metric} | int8 greedy agreement | int8 ms / token "
         "| cached int8: greedy agreement, ms / token |"
+        + (f" int8_xnnpack: {metric}, greedy agreement, ms / token |" if xnnpack else "")
         + (f" quantization-aware int8: {metric}, greedy agreement with float |" if qat else ""),
-        "|---|---|---|---|" + "---|" * len(also) + "---|---|---|---|---|---|---|" + ("---|" if qat else ""),
+        "|---|---|---|---|" + "---|" * len(also) + "---|---|---|---|---|---|---|" + "---|" * (xnnpack + qat),
     ]
     for variant, s in results["summary"].items():
         int8 = s.get("int8") or {}
         cached = int8.get("cached") or {}
+        phone = int8.get("xnnpack") or {}
         quantization_aware = int8.get("qat") or {}
         extra = "".join(f" {s[f'{name}_mean']:.3f} ± {s[f'{name}_std']:.3f} |" for name in also)
         lines.append(
@@ -90,6 +93,11 @@ def generative_table(results, metric, also=()):
             f"| {s['best_run'][metric]:.2f} / {_number(int8.get(metric))} "
             f"| {_number(int8.get('greedy_agreement'), 100)} % | {_number(int8.get('ms_per_token'))} "
             f"| {_number(cached.get('greedy_agreement'), 100)} %, {_number(cached.get('ms_per_token'))} |"
+            + (
+                f" {_number(phone.get(metric))}, {_number(phone.get('greedy_agreement'), 100)} %, "
+                f"{_number(phone.get('ms_per_token'))} |"
+                if xnnpack else ""
+            )
             + (
                 f" {_number(quantization_aware.get(metric))}, "
                 f"{_number(quantization_aware.get('greedy_agreement'), 100)} % |"
