@@ -21,10 +21,13 @@ FOLDER = os.path.join(ROOT, "tflite_models")
 with open(os.path.join(FOLDER, "manifest.json")) as f:
     MODELS = sorted(json.load(f)["models"])
 SAMPLES = 64
-# Measured (64 samples each): the runtimes' int8 outputs differ by at most 22
-# quantization steps with XNNPACK (mnist_super) and 8 with the reference
-# kernels: the two releases' kernels round differently in places.
-MAX_STEPS = 24
+# Measured on 500 test samples per file: the two releases' kernels round
+# differently in places, and over a ViT's four blocks that adds up to at most
+# 47 int8 steps on an output value (mnist_super_int8_xnnpack, XNNPACK on; 25
+# with the reference kernels, and none for the int8_xnnpack files, whose float
+# reference kernels agree exactly), while 98.9 % or more of the values of every
+# file are within 3 steps; the decisions differ on at most 2 of 500, near ties.
+MAX_STEPS, CLOSE_STEPS, CLOSE_SHARE = 48, 3, 0.98
 ENV = "KERAS_SUPERATTN_TFLITE_RUNTIME_PYTHON"
 
 pytestmark = [
@@ -79,12 +82,16 @@ def test_every_committed_file_runs_on_tflite_runtime_as_on_litert(python, data_d
         litert = deploy.TFLiteModel(job["model"], use_xnnpack=job["use_xnnpack"])
         want, got = litert.predict(job["given"]), np.load(job["outputs"])
         scale = litert.output["quantization"][0]
-        assert np.abs(got - want).max() <= MAX_STEPS * scale, (job["name"], np.abs(got - want).max() / scale)
-        # The same decisions, but where LiteRT's own scores tie within that bound.
-        chosen = decisions(got)
-        if want.shape[-1] == 1:  # one sigmoid unit: a decision flips only near 0.5
-            ties = np.abs(want[..., 0] - 0.5) <= MAX_STEPS * scale
+        steps = np.abs(got - want) / scale
+        assert steps.max() <= MAX_STEPS and np.mean(steps <= CLOSE_STEPS) >= CLOSE_SHARE, (job["name"], steps.max())
+        # The same decisions, but where the sample's own rounding differences
+        # explain a flip: two scores that each moved by at most `moved` can
+        # swap only if LiteRT's were within twice that (a sigmoid's within
+        # `moved` of 0.5).
+        chosen, moved = decisions(got), np.abs(got - want).max(axis=-1)
+        if want.shape[-1] == 1:
+            ties = np.abs(want[..., 0] - 0.5) <= moved
         else:
             best = want.max(axis=-1)
-            ties = best - np.take_along_axis(want, chosen[..., None], axis=-1)[..., 0] <= MAX_STEPS * scale
+            ties = best - np.take_along_axis(want, chosen[..., None], axis=-1)[..., 0] <= 2 * moved
         assert np.all((chosen == decisions(want)) | ties), job["name"]

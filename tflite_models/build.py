@@ -4,17 +4,21 @@
     python tflite_models/build.py --translation runs/translation_spa_eng --language-model runs/language_model \
         --data-dir ../shared/data
 
-For each tutorial output folder it takes every variant's best checkpoint (from
-results.json), converts it to full int8 with 300 training samples for
-calibration (`deploy.convert`'s measured min/max ranges), scores the float and
-int8 models on the full test set, measures how often they agree, times the
-int8 files together (1 thread, interleaved, median) and updates the manifest
-(entries of a task not rebuilt are kept).
+For each classification tutorial's output folder it takes every variant's
+best checkpoint (from results.json), converts it twice with 300 training
+samples for calibration (`deploy.convert`'s measured min/max ranges):
+`<task>_<variant>_int8.tflite`, full integer (NPUs, the Edge TPU), and
+`<task>_<variant>_int8_xnnpack.tflite`, the ops that XNNPACK takes only in
+float kept float (phone CPUs). It scores the float and int8 models on the full
+test set, measures how often they agree, times the files together (1 thread,
+XNNPACK, interleaved, median) and updates the manifest (entries of a task not
+rebuilt are kept).
 
-The generative tutorials convert their best models themselves and score the
-int8 files there (BLEU or perplexity, greedy agreement with the Keras model);
-their files and vocabularies are copied here with those scores, and timed
-and checked on arm64 here: one invocation is one generated token. Their
+The generative tutorials convert their best models themselves, to `int8`
+and `int8_xnnpack`, and score the files there (BLEU or perplexity, greedy
+agreement with the Keras model); their files and vocabularies are copied here
+with those scores, and timed and checked on arm64 here: one invocation is one
+generated token. Their
 files with a cached decoding step (`<task>_<variant>_cached_int8.tflite`,
 `deploy.TFLiteGenerator`) are copied with the tutorial's scores.
 """
@@ -42,6 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SUBSET = 2000  # the fixed test subset the test suite re-scores
 SETTINGS = ("title", "epochs", "batch_size", "learning_rate_schedule")  # recorded from results.json
 ARM64_SAMPLES = 50
+CLASSIFIER_QUANTIZATIONS = ("int8", "int8_xnnpack")
 
 
 def test_data(task, data_dir):
@@ -106,13 +111,21 @@ def file_entry(tutorial, results, variant, path):
     }
 
 
+def standard_twin(name, task):
+    """The Standard variant's file of the same task and kind as `name`."""
+    kind = name[len(task) + 1:].split("_", 1)[1]  # e.g. "int8_xnnpack.tflite"
+    return f"{task}_standard_{kind}"
+
+
 def add_speed(entries, paths, task, latency_key):
-    """Latency (1 thread, interleaved median), its ratio to Standard's, memory."""
+    """Latency (1 thread, interleaved median), size and latency relative to the
+    Standard file of the same kind, memory."""
     timing = latencies(paths)
-    standard = timing[f"{task}_standard_int8.tflite"]
     for name, entry in entries.items():
+        standard = standard_twin(name, task)
         entry[latency_key] = timing[name]
-        entry["latency_relative_to_standard"] = timing[name] / standard
+        entry["latency_relative_to_standard"] = timing[name] / timing[standard]
+        entry["size_relative_to_standard"] = entry["size_bytes"] / entries[standard]["size_bytes"]
         entry["memory_kb"] = memory_kb(paths[name])
 
 
@@ -142,30 +155,31 @@ def build(task, run_dir, data_dir):
         if variant == "mha":
             continue
         checkpoint = os.path.join(run_dir, summary["best_checkpoint"])
-        name = f"{task}_{variant}_int8.tflite"
-        path = os.path.join(HERE, name)
-        deploy.convert(
-            checkpoint, path, representative_data=calibration, num_calibration_samples=CALIBRATION["samples"],
-            calibration_statistic=CALIBRATION["statistic"], verbose=False,
-        )
-        model = deploy.TFLiteModel(path)
         keras_model = keras.saving.load_model(checkpoint, compile=False)
         want = keras.ops.convert_to_numpy(keras_model.predict(x_test, batch_size=256, verbose=0))
-        got = model.predict(x_test)
-        entries[name] = {
-            **file_entry(f"{'sentiment_imdb' if task == 'imdb' else 'vit_mnist'}", results, variant, path),
-            "calibration": CALIBRATION,
-            "float_test_accuracy": runtime.classification_accuracy(want, y_test),
-            "int8_test_accuracy": runtime.classification_accuracy(got, y_test),
-            "int8_agreement_with_keras": float(np.mean(runtime.decisions(got) == runtime.decisions(want))),
-            "int8_subset_accuracy": runtime.classification_accuracy(got[:SUBSET], y_test[:SUBSET]),
-        }
-        paths[name] = path
-        inputs[name] = model.quantize(x_test[:ARM64_SAMPLES])
+        for quantization in CLASSIFIER_QUANTIZATIONS:
+            name = f"{task}_{variant}_{quantization}.tflite"
+            path = os.path.join(HERE, name)
+            deploy.convert(
+                checkpoint, path, quantization=quantization, representative_data=calibration,
+                num_calibration_samples=CALIBRATION["samples"], calibration_statistic=CALIBRATION["statistic"],
+                verbose=False,
+            )
+            model = deploy.TFLiteModel(path)
+            got = model.predict(x_test)
+            entries[name] = {
+                **file_entry(f"{'sentiment_imdb' if task == 'imdb' else 'vit_mnist'}", results, variant, path),
+                "quantization": quantization,
+                "calibration": CALIBRATION,
+                "float_test_accuracy": runtime.classification_accuracy(want, y_test),
+                "int8_test_accuracy": runtime.classification_accuracy(got, y_test),
+                "int8_agreement_with_keras": float(np.mean(runtime.decisions(got) == runtime.decisions(want))),
+                "int8_subset_accuracy": runtime.classification_accuracy(got[:SUBSET], y_test[:SUBSET]),
+            }
+            paths[name] = path
+            inputs[name] = model.quantize(x_test[:ARM64_SAMPLES])
     check_arm64(entries, paths, inputs)
     add_speed(entries, paths, task, "latency_ms_1_thread")
-    for entry in entries.values():
-        entry["size_relative_to_standard"] = entry["size_bytes"] / entries[f"{task}_standard_int8.tflite"]["size_bytes"]
     return entries
 
 
@@ -206,27 +220,32 @@ def build_generative(task, run_dir, data_dir):
     test_inputs = generative_inputs(task, run_dir, data_dir)
     entries, paths, inputs = {}, {}, {}
     for variant, summary in results["summary"].items():
-        name = f"{task}_{variant}_int8.tflite"
-        path = os.path.join(HERE, name)
-        shutil.copyfile(os.path.join(run_dir, "tflite", f"{variant}_int8.tflite"), path)
         int8 = summary["int8"]
-        entries[name] = {
-            **file_entry(tutorial, results, variant, path),
-            "vocabularies": [f"{task}_{vocabulary}" for vocabulary in vocabularies],
-            "calibration": {**CALIBRATION, "samples": 200},
-            f"float_{metric}": summary["best_run"][metric],
-            f"int8_{metric}": int8[metric],
-            **({"float_perplexity_same_sequences": int8["float_perplexity_same_sequences"]} if task != "translation"
-               else {}),
-            "int8_greedy_agreement": int8["greedy_agreement"],
-            "int8_token_agreement_with_keras": int8["token_agreement"],
-        }
-        paths[name] = path
-        model = deploy.TFLiteModel(path)
-        inputs[name] = (
-            {key: model.quantize(value, key) for key, value in test_inputs.items()}
-            if isinstance(test_inputs, dict) else model.quantize(test_inputs)
-        )
+        # The int8_xnnpack file is missing from runs of the tutorials before they made it.
+        for quantization, scores in (("int8", int8), ("int8_xnnpack", int8.get("xnnpack"))):
+            if scores is None:
+                continue
+            name = f"{task}_{variant}_{quantization}.tflite"
+            path = os.path.join(HERE, name)
+            shutil.copyfile(os.path.join(run_dir, "tflite", f"{variant}_{quantization}.tflite"), path)
+            entries[name] = {
+                **file_entry(tutorial, results, variant, path),
+                "quantization": quantization,
+                "vocabularies": [f"{task}_{vocabulary}" for vocabulary in vocabularies],
+                "calibration": {**CALIBRATION, "samples": 200},
+                f"float_{metric}": summary["best_run"][metric],
+                f"int8_{metric}": scores[metric],
+                **({"float_perplexity_same_sequences": int8["float_perplexity_same_sequences"]}
+                   if task != "translation" else {}),
+                "int8_greedy_agreement": scores["greedy_agreement"],
+                "int8_token_agreement_with_keras": scores["token_agreement"],
+            }
+            paths[name] = path
+            model = deploy.TFLiteModel(path)
+            inputs[name] = (
+                {key: model.quantize(value, key) for key, value in test_inputs.items()}
+                if isinstance(test_inputs, dict) else model.quantize(test_inputs)
+            )
     check_arm64(entries, paths, inputs)
     add_speed(entries, paths, task, "latency_ms_per_token_1_thread")
     entries.update(cached_entries(task, run_dir, results))
