@@ -18,9 +18,9 @@ The generative tutorials convert their best models themselves, to `int8`
 and `int8_xnnpack`, and score the files there (BLEU or perplexity, greedy
 agreement with the Keras model); their files and vocabularies are copied here
 with those scores, and timed and checked on arm64 here: one invocation is one
-generated token. Their
-files with a cached decoding step (`<task>_<variant>_cached_int8.tflite`,
-`deploy.TFLiteGenerator`) are copied with the tutorial's scores.
+generated token. Their files with a cached decoding step
+(`<task>_<variant>_cached_int8.tflite`, `deploy.TFLiteGenerator`) are copied
+with the tutorial's scores.
 """
 
 import argparse
