@@ -148,16 +148,17 @@ def cached_int8(out_dir, variant, checkpoint, representative_data, validation_da
     }
 
 
-def xnnpack_int8(out_dir, variant, checkpoint, representative_data, calibration_samples, validation_data, file_scores):
-    """A generative tutorial's best model as `tflite/<variant>_int8_xnnpack.tflite`,
-    the file for phone CPUs (`deploy.convert(..., quantization="int8_xnnpack")`,
-    calibrated as the full-integer file), scored by `file_scores(path) -> dict`
-    as that one, with the next-token agreement of the conversion's check."""
+def post_training_int8(out_dir, variant, quantization, checkpoint, representative_data, calibration_samples,
+                       validation_data, file_scores):
+    """A generative tutorial's best model as `tflite/<variant>_<quantization>.tflite`
+    by post-training quantization (`deploy.convert`: `"int8"`, full integer, or
+    `"int8_xnnpack"`, the file for phone CPUs), scored by `file_scores(path) -> dict`,
+    with the next-token agreement of the conversion's check."""
     from keras_superattn import deploy
 
-    path = os.path.join(out_dir, "tflite", f"{variant}_int8_xnnpack.tflite")
+    path = os.path.join(out_dir, "tflite", f"{variant}_{quantization}.tflite")
     conversion = deploy.convert(
-        checkpoint, path, quantization="int8_xnnpack", representative_data=representative_data,
+        checkpoint, path, quantization=quantization, representative_data=representative_data,
         num_calibration_samples=calibration_samples, validation_data=validation_data, verbose=False,
     )
     return {**file_scores(path), "token_agreement": conversion.agreement}

@@ -149,26 +149,24 @@ def prepare(args):
         }
 
     def convert(variant, checkpoint):
-        path = os.path.join(args.out, "tflite", f"{variant}_int8.tflite")
         validation_inputs = data[1][0][:CALIBRATION]
-        conversion = deploy.convert(
-            checkpoint, path, representative_data=data[0][0], num_calibration_samples=CALIBRATION,
-            validation_data=validation_inputs, verbose=False,
-        )
         model = keras.saving.load_model(checkpoint)
         keras_ids = continue_prompts(_common.decoding_predict(model), INT8_SEQUENCES)
+
+        def post_training(quantization):
+            return _common.post_training_int8(
+                args.out, variant, quantization, checkpoint, data[0][0], CALIBRATION, validation_inputs,
+                lambda path: file_scores(path, keras_ids),
+            )
+
         scores = {
             # Its check continues the first quarter of each window: PROMPT_LENGTH pieces, as above.
             "cached": _common.cached_int8(args.out, variant, checkpoint, data[0][0], first_windows),
-            **file_scores(path, keras_ids),
-            "xnnpack": _common.xnnpack_int8(
-                args.out, variant, checkpoint, data[0][0], CALIBRATION, validation_inputs,
-                lambda path: file_scores(path, keras_ids),
-            ),
+            **post_training("int8"),
+            "xnnpack": post_training("int8_xnnpack"),
             "float_perplexity_same_sequences": generation.perplexity(
                 lambda ids: model.predict(ids, verbose=0), test_ids[sequences], test_labels[sequences]
             ),
-            "token_agreement": conversion.agreement,
         }
         if args.qat_epochs:
             scores["qat"] = _common.quantization_aware_int8(

@@ -125,23 +125,21 @@ def main():
         }
 
     def convert(variant, checkpoint):
-        path = os.path.join(args.out, "tflite", f"{variant}_int8.tflite")
         train_inputs = data[0][0]
         validation_inputs = {name: x[:CALIBRATION] for name, x in data[1][0].items()}
-        conversion = deploy.convert(
-            checkpoint, path, representative_data=train_inputs, num_calibration_samples=CALIBRATION,
-            validation_data=validation_inputs, verbose=False,
-        )
         keras_ids, _ = keras_translation(keras.saving.load_model(checkpoint), test)
+
+        def post_training(quantization):
+            return _common.post_training_int8(
+                args.out, variant, quantization, checkpoint, train_inputs, CALIBRATION, validation_inputs,
+                lambda path: file_scores(path, keras_ids),
+            )
+
         scores = {
             # Checked on the test sentences' greedy translations (not stopped at [end]).
             "cached": _common.cached_int8(args.out, variant, checkpoint, train_inputs, arrays(test)[0]),
-            **file_scores(path, keras_ids),
-            "token_agreement": conversion.agreement,
-            "xnnpack": _common.xnnpack_int8(
-                args.out, variant, checkpoint, train_inputs, CALIBRATION, validation_inputs,
-                lambda path: file_scores(path, keras_ids),
-            ),
+            **post_training("int8"),
+            "xnnpack": post_training("int8_xnnpack"),
         }
         if args.qat_epochs:
             scores["qat"] = _common.quantization_aware_int8(
