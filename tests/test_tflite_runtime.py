@@ -82,13 +82,14 @@ def test_every_committed_file_runs_on_tflite_runtime_as_on_litert(python, data_d
         litert = deploy.TFLiteModel(job["model"], use_xnnpack=job["use_xnnpack"])
         want, got = litert.predict(job["given"]), np.load(job["outputs"])
         scale = litert.output["quantization"][0]
-        steps = np.abs(got - want) / scale
+        difference = np.abs(got - want)
+        steps = difference / scale
         assert steps.max() <= MAX_STEPS and np.mean(steps <= CLOSE_STEPS) >= CLOSE_SHARE, (job["name"], steps.max())
         # The same decisions, but where the sample's own rounding differences
         # explain a flip: two scores that each moved by at most `moved` can
         # swap only if LiteRT's were within twice that (a sigmoid's within
         # `moved` of 0.5).
-        chosen, moved = decisions(got), np.abs(got - want).max(axis=-1)
+        chosen, moved = decisions(got), difference.max(axis=-1)
         if want.shape[-1] == 1:
             ties = np.abs(want[..., 0] - 0.5) <= moved
         else:
