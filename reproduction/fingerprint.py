@@ -12,10 +12,14 @@ commit.
     python reproduction/fingerprint.py --data-dir ../shared/data            # check
     python reproduction/fingerprint.py --data-dir ../shared/data --update   # rewrite the fingerprints
 
-It takes about 6 minutes on 2 cores. Seeded training on one machine gives
-the same digits whatever else runs (checked under load); another CPU may
-round differently (TensorFlow picks kernels per instruction set), so the
-fingerprints are those of the machine the tables are made on.
+It takes about 8 minutes on 2 cores. Seeded training on one machine gives
+the same digits whatever else runs (checked under load), but not whatever
+number of threads TensorFlow uses: its kernels split their sums by thread
+(CIFAR-10's quick run, test loss 2.635390 with one intra-op thread, 2.635389
+with two), so the runs here fix it at `THREADS`, whatever cores the caller
+has. Another CPU may still round differently (TensorFlow picks kernels per
+instruction set), so the fingerprints are those of the machine the tables
+are made on.
 """
 
 import argparse
@@ -28,6 +32,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FINGERPRINTS = os.path.join(ROOT, "reproduction", "fingerprints.json")
 VARIANT = "super"
+# TensorFlow's intra-op threads in every run (its default is one per core).
+THREADS = 2
 # tutorial: (REPRODUCTION.md section it guards, {measure: decimals}, run
 # arguments). The losses carry more digits than the tables print: a quick
 # run learns little, and its accuracy may not move when the numerics do (the
@@ -49,9 +55,8 @@ def measure(tutorial, data_dir):
             sys.executable, os.path.join(ROOT, "tutorials", tutorial), *arguments, "--variants", VARIANT,
             "--data-dir", data_dir, "--out", out,
         ]
-        run = subprocess.run(
-            command, env=dict(os.environ, KERAS_BACKEND="tensorflow"), capture_output=True, text=True
-        )
+        environment = dict(os.environ, KERAS_BACKEND="tensorflow", TF_NUM_INTRAOP_THREADS=str(THREADS))
+        run = subprocess.run(command, env=environment, capture_output=True, text=True)
         if run.returncode != 0:
             raise RuntimeError(f"{tutorial} failed:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
         with open(os.path.join(out, "runs", f"{VARIANT}_seed0.json")) as f:
