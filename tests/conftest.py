@@ -55,3 +55,27 @@ def imdb_test_sequences(data_dir):
 
     _, test = datasets.imdb_sequences(20000, 32, data_dir)
     return test
+
+
+@pytest.fixture(scope="session")
+def reversing_translator():
+    """`helpers.train_reversing_translator()`'s model, inputs, source and
+    target: trained once, for the modules that convert it."""
+    from tests.helpers import train_reversing_translator
+
+    return train_reversing_translator()
+
+
+@pytest.fixture(scope="session")
+def translator_file(reversing_translator, tmp_path_factory):
+    """The reversing translator as a full-sequence int8 file: the model, the
+    file's path, its `Conversion`, and the held-out source and target rows."""
+    from keras_superattn import deploy
+
+    model, inputs, source, target = reversing_translator
+    path = tmp_path_factory.mktemp("translator") / "translator_int8.tflite"
+    conversion = deploy.convert(
+        model, path, representative_data={name: x[:200] for name, x in inputs.items()},
+        validation_data={name: x[800:] for name, x in inputs.items()}, verbose=False,
+    )
+    return model, path, conversion, source[800:], target[800:]

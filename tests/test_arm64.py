@@ -91,13 +91,13 @@ def test_cached_generator_file_matches_x86_on_arm64(emulator, tmp_path):
     # Both signatures of a cached int8 language model (briefly trained on
     # counting), the decoding step at several positions from real caches.
     from keras_superattn import models
-    from tests.test_deploy_generation import VOCABULARY
-    from tests.test_deploy_generation import counting_sequences
-    from tests.test_deploy_generation import trained
+    from tests.helpers import VOCABULARY
+    from tests.helpers import counting_sequences
+    from tests.helpers import trained
 
-    sequences = counting_sequences(np.random.default_rng(0), 512)
+    sequences = counting_sequences(np.random.default_rng(0), 512, 10)
     inputs = sequences[:, :-1]
-    model = trained(models.language_model("super", VOCABULARY, inputs.shape[1], embedding_dim=32), inputs,
+    model = trained(lambda: models.language_model("super", VOCABULARY, inputs.shape[1], embedding_dim=32), inputs,
                     sequences[:, 1:])
     path = str(tmp_path / "cached_int8.tflite")
     deploy.convert_generator(model, path, representative_data=inputs[:64], verbose=False)

@@ -1,6 +1,7 @@
 """Next-token models as int8 files: causality, several named inputs, decoding."""
 
-import keras
+import functools
+
 import numpy as np
 import pytest
 
@@ -8,35 +9,24 @@ from keras_superattn import deploy
 from keras_superattn import generation
 from keras_superattn import layers
 from keras_superattn import models
+from tests.helpers import VOCABULARY
+from tests.helpers import counting_sequences
+from tests.helpers import trained
 
 pytestmark = pytest.mark.slow  # trains, converts or spawns processes
 
-VOCABULARY, LENGTH = 24, 10
-
-
-def counting_sequences(rng, count, length=LENGTH):
-    """Rows `a, a+1, a+2, ...` (mod the vocabulary, skipping the padding id 0):
-    a task a small model learns to predict confidently in a few epochs."""
-    starts = rng.integers(1, VOCABULARY, size=(count, 1))
-    return ((starts + np.arange(length + 1) - 1) % (VOCABULARY - 1) + 1).astype("int32")
-
-
-def trained(model, inputs, labels, epochs=8):
-    keras.utils.set_random_seed(0)
-    model.compile(keras.optimizers.Adam(0.01), generation.token_crossentropy)
-    model.fit(inputs, labels, epochs=epochs, batch_size=32, verbose=0)
-    return model
+LENGTH = 10
 
 
 @pytest.fixture(scope="module")
 def language_model_files(tmp_path_factory):
     """A briefly trained language model per variant, and its int8 file."""
     rng = np.random.default_rng(0)
-    sequences = counting_sequences(rng, 512)
+    sequences = counting_sequences(rng, 512, LENGTH)
     files = {}
     for variant in layers.VARIANTS:
-        model = models.language_model(variant, VOCABULARY, LENGTH, embedding_dim=32, num_layers=1)
-        trained(model, sequences[:, :-1], sequences[:, 1:])
+        build = functools.partial(models.language_model, variant, VOCABULARY, LENGTH, embedding_dim=32, num_layers=1)
+        model = trained(build, sequences[:, :-1], sequences[:, 1:])
         path = tmp_path_factory.mktemp(variant) / "lm_int8.tflite"
         conversion = deploy.convert(
             model, path, representative_data=sequences[:200, :-1], validation_data=sequences[200:300, :-1],
@@ -71,37 +61,6 @@ def test_int8_language_model_continues_as_keras(language_model_files, variant):
     got, seconds = deploy.decode_greedy(file, prompts, 2)
     assert np.mean((got == want).all(axis=1)) >= 0.9 and seconds > 0
     assert np.mean(got[:, 1:] == (got[:, :-1] % (VOCABULARY - 1)) + 1) >= 0.9  # it learned to count
-
-
-def reversing_translator():
-    """A Super translator trained to copy its source (ids 3.., padded with 0)
-    in reverse between a start (1) and an end token (2); returns the model,
-    its inputs and the source and target arrays."""
-    rng = np.random.default_rng(3)
-    source = rng.integers(3, VOCABULARY, size=(1024, 6)).astype("int32")
-    lengths = rng.integers(3, 7, size=1024)
-    source[np.arange(6)[None] >= lengths[:, None]] = 0
-    target = np.zeros((1024, 8), "int32")
-    target[:, 0] = 1  # start
-    for row, n in enumerate(lengths):
-        target[row, 1 : n + 1] = source[row, :n][::-1]
-        target[row, n + 1] = 2  # end
-    inputs = {"source": source, "target": target[:, :-1]}
-    model = models.translator("super", VOCABULARY, VOCABULARY, 6, 7, embedding_dim=32, dropout=0.0)
-    trained(model, inputs, target[:, 1:], epochs=25)
-    return model, inputs, source, target
-
-
-@pytest.fixture(scope="module")
-def translator_file(tmp_path_factory):
-    """A translator that learned to copy its source in reverse, as int8."""
-    model, inputs, source, target = reversing_translator()
-    path = tmp_path_factory.mktemp("translator") / "translator_int8.tflite"
-    conversion = deploy.convert(
-        model, path, representative_data={name: x[:200] for name, x in inputs.items()},
-        validation_data={name: x[800:] for name, x in inputs.items()}, verbose=False,
-    )
-    return model, path, conversion, source[800:], target[800:]
 
 
 def test_int8_translator_takes_named_inputs_and_decodes_as_keras(translator_file):
