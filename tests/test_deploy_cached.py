@@ -119,15 +119,13 @@ def test_cached_int8_translator_translates_as_keras(cached_translator, translato
     want = generation.Generator(model).generate(prompt, source=source, stop_token_ids=[2])
     got, _ = deploy.TFLiteGenerator(cached_translator.path).generate(prompt, source=source, stop_token_ids=[2])
     full, _ = deploy.decode_greedy(full_path, prompt, 1, stop_id=2, inputs={"source": source})
-    # The cached int8 file should follow Keras as closely as the
-    # full-sequence one; how closely either does depends on the trained
-    # model, which differs between backends and CPUs. Not yet so everywhere:
-    # the PyTorch-trained model on an AVX2-only machine gave 0.89 cached
-    # against 0.99 full (0.87 calibrated on 32 pairs, where the TensorFlow-
-    # and JAX-trained models were within 0.05), a gap still open (README,
-    # "Known gap", beside the cached-file example).
-    assert agreement(got, want) >= agreement(full, want) - 0.12
-    assert agreement(got, want) >= 0.85
+    # The cached int8 file follows Keras as closely as the full-sequence one
+    # (issue 18). Measured on an AVX2-only machine, cached against full:
+    # TensorFlow 0.99 / 0.97, JAX 1.00 / 1.00, PyTorch 0.98 / 0.99; PyTorch
+    # gave 0.89 before the decoding step was calibrated at position 0, where
+    # every translation's first step runs (`cached._calibration_samples`).
+    assert agreement(got, want) >= agreement(full, want) - 0.05
+    assert agreement(got, want) >= 0.9
     assert agreement(want, target[:, :-1]) >= 0.8  # it learned the task: the check means something
     decode_inputs = deploy.TFLiteGenerator(cached_translator.path).decode.get_input_details()
     assert {"source", "cross_k_0", "cross_v_0"} <= set(decode_inputs)
