@@ -20,6 +20,14 @@ greedy continuations (16 pieces of prompt, 48 generated) equal to the float
 model's (and to the quantization-aware Keras model's), the mean number of
 generated pieces before the first difference, and the perplexity per piece.
 
+With `--translator CHECKPOINT` (a model of `tutorials/translation_spa_eng.py`,
+its `english.model` / `spanish.model` beside the `models/` folder), the same
+for it: post-training int8 calibrated on 200 training pairs, quantization-aware
+int8 after one epoch on `--translator-pairs` training pairs at Adam 1e-4; on
+the first `--translator-sentences` test sentences, corpus BLEU of the greedy
+translations and the share equal to the float model's (and to the
+quantization-aware Keras model's).
+
     KERAS_BACKEND=tensorflow python benchmarks/qat.py --data-dir ../shared/data
 """
 
@@ -51,6 +59,9 @@ def main():
     parser.add_argument("--qat-epochs", type=int, default=1)
     parser.add_argument("--language-model", default=None, help="a language-model checkpoint (.keras)")
     parser.add_argument("--lm-windows", type=int, default=8192, help="fine-tuning windows (default 8192)")
+    parser.add_argument("--translator", default=None, help="a translator checkpoint (.keras)")
+    parser.add_argument("--translator-pairs", type=int, default=16384, help="fine-tuning pairs (default 16384)")
+    parser.add_argument("--translator-sentences", type=int, default=200, help="test sentences (default 200)")
     parser.add_argument("--out", default=None, help="also write the results as JSON here")
     args = parser.parse_args()
     results = {}
@@ -60,6 +71,9 @@ def main():
     if args.language_model:
         results["language_model"] = language_model(args)
         print(json.dumps(results["language_model"]), flush=True)
+    if args.translator:
+        results["translator"] = translator(args)
+        print(json.dumps(results["translator"]), flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
@@ -170,6 +184,61 @@ def language_model(args, length=64, prompt=16, sequences=200):
                 "tokens_before_first_difference": common_prefix(ids[:, prompt:], float_ids[:, prompt:]),
                 "perplexity": generation.perplexity(
                     deploy.TFLiteModel(path).predict, test_ids[:sequences], test_labels[:sequences]
+                ),
+            }
+            print(name, json.dumps(row[name]), flush=True)
+    return row
+
+
+def translator(args, calibration=200):
+    from keras_superattn import generation
+    from keras_superattn import text
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tutorials"))
+    from translation_spa_eng import SOURCE_LENGTH
+    from translation_spa_eng import TARGET_LENGTH
+
+    folder = os.path.dirname(os.path.dirname(os.path.abspath(args.translator)))
+    english = text.SubwordTokenizer.load(os.path.join(folder, "english.model"), SOURCE_LENGTH)
+    spanish = text.SubwordTokenizer.load(os.path.join(folder, "spanish.model"), TARGET_LENGTH + 1)
+    start, end = spanish.token_id(text.START), spanish.token_id(text.END)
+    train, _, test = datasets.load_spa_eng(args.data_dir)
+    train, test = train[: args.translator_pairs], test[: args.translator_sentences]
+    ids = spanish([s for _, s in train], start=True, end=True)
+    inputs, labels = {"source": english([e for e, _ in train]), "target": ids[:, :-1]}, ids[:, 1:]
+    source, references = english([e for e, _ in test]), [s for _, s in test]
+    prompts = np.zeros((len(test), TARGET_LENGTH), "int32")
+    prompts[:, 0] = start
+
+    def greedy(predict):
+        return generation.decode(lambda target: predict({"source": source, "target": target}), prompts, 1, stop_id=end)
+
+    def bleu(translated):
+        return generation.corpus_bleu(spanish.decode(translated[:, 1:], stop_at=text.END), references)
+
+    model = keras.saving.load_model(args.translator)
+    float_ids = greedy(lambda x: model.predict(x, verbose=0, batch_size=256))
+    row = {"pairs": len(train), "sentences": len(test), "float": {"bleu": bleu(float_ids)}}
+    first = {name: x[:calibration] for name, x in inputs.items()}
+    quantized = quantization.quantize_model(model, first)
+    quantized.compile(optimizer=keras.optimizers.Adam(1e-4), loss=generation.token_crossentropy)
+    quantized.fit(inputs, labels, batch_size=128, epochs=1, verbose=0)
+    simulated_ids = greedy(lambda x: quantized.predict(x, verbose=0, batch_size=256))
+    row["quantization-aware Keras"] = {"bleu": bleu(simulated_ids)}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, origin, options in (
+            ("post-training", model, dict(representative_data=first, num_calibration_samples=calibration)),
+            ("quantization-aware", quantized, {}),
+        ):
+            path = os.path.join(folder, "model.tflite")
+            deploy.convert(origin, path, validation_data={"source": source[:16], "target": prompts[:16]},
+                           verbose=False, **options)
+            translated, _ = deploy.decode_greedy(path, prompts, 1, stop_id=end, inputs={"source": source})
+            row[name] = {
+                "bleu": bleu(translated),
+                "greedy_agreement": float(np.mean((translated == float_ids).all(axis=1))),
+                "greedy_agreement_with_quantization_aware_keras": float(
+                    np.mean((translated == simulated_ids).all(axis=1))
                 ),
             }
             print(name, json.dumps(row[name]), flush=True)
