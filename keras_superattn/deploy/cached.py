@@ -277,7 +277,7 @@ def _calibration_samples(generator, samples):
     Position 0 too: a sampler's first step decodes the prompt's last token
     again (`Generator.next`), so a translation's first step runs there
     (uncalibrated, a small translator's file followed Keras on 89 % of
-    sentences instead of 98 %). The steps at padding calibrate the later
+    sentences instead of 97 %). The steps at padding calibrate the later
     positions, which a greedy output longer than its sequence reaches."""
     tokens = samples["target"] if generator.is_translator else next(iter(samples.values()))
     prefill = {"tokens": tokens}
