@@ -195,6 +195,7 @@ def translator(args, calibration=200):
     from keras_superattn import text
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tutorials"))
+    from _common import decoding_predict
     from translation_spa_eng import SOURCE_LENGTH
     from translation_spa_eng import TARGET_LENGTH
 
@@ -210,27 +211,29 @@ def translator(args, calibration=200):
     prompts = np.zeros((len(test), TARGET_LENGTH), "int32")
     prompts[:, 0] = start
 
-    def greedy(predict):
+    def greedy(model):
+        predict = decoding_predict(model, batch_size=256)
         return generation.decode(lambda target: predict({"source": source, "target": target}), prompts, 1, stop_id=end)
 
     def bleu(translated):
         return generation.corpus_bleu(spanish.decode(translated[:, 1:], stop_at=text.END), references)
 
     model = keras.saving.load_model(args.translator)
-    float_ids = greedy(lambda x: model.predict(x, verbose=0, batch_size=256))
+    float_ids = greedy(model)
     row = {"pairs": len(train), "sentences": len(test), "float": {"bleu": bleu(float_ids)}}
     first = {name: x[:calibration] for name, x in inputs.items()}
+    keras.utils.set_random_seed(0)  # the fine-tune's shuffling and dropout
     quantized = quantization.quantize_model(model, first)
     quantized.compile(optimizer=keras.optimizers.Adam(1e-4), loss=generation.token_crossentropy)
     quantized.fit(inputs, labels, batch_size=128, epochs=1, verbose=0)
-    simulated_ids = greedy(lambda x: quantized.predict(x, verbose=0, batch_size=256))
+    simulated_ids = greedy(quantized)
     row["quantization-aware Keras"] = {"bleu": bleu(simulated_ids)}
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as scratch:
         for name, origin, options in (
             ("post-training", model, dict(representative_data=first, num_calibration_samples=calibration)),
             ("quantization-aware", quantized, {}),
         ):
-            path = os.path.join(folder, "model.tflite")
+            path = os.path.join(scratch, "model.tflite")
             deploy.convert(origin, path, validation_data={"source": source[:16], "target": prompts[:16]},
                            verbose=False, **options)
             translated, _ = deploy.decode_greedy(path, prompts, 1, stop_id=end, inputs={"source": source})
