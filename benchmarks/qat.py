@@ -18,7 +18,9 @@ on `--lm-windows` training windows (of the tutorial's training reviews) at
 Adam 1e-4; on the first window of each of 200 test reviews, the share of
 greedy continuations (16 pieces of prompt, 48 generated) equal to the float
 model's (and to the quantization-aware Keras model's), the mean number of
-generated pieces before the first difference, and the perplexity per piece.
+generated pieces before the first difference, the perplexity per piece, and
+on the test windows the share of next-piece decisions equal to the float
+model's (and the quantization-aware Keras model's).
 
 With `--translator CHECKPOINT` (a model of `tutorials/translation_spa_eng.py`,
 its `english.model` / `spanish.model` beside the `models/` folder), the same
@@ -26,7 +28,8 @@ for it: post-training int8 calibrated on 200 training pairs, quantization-aware
 int8 after one epoch on `--translator-pairs` training pairs at Adam 1e-4; on
 the first `--translator-sentences` test sentences, corpus BLEU of the greedy
 translations and the share equal to the float model's (and to the
-quantization-aware Keras model's).
+quantization-aware Keras model's), and with the reference translations as
+the decoder's input, the share of next-piece decisions equal to theirs.
 
     KERAS_BACKEND=tensorflow python benchmarks/qat.py --data-dir ../shared/data
 """
@@ -146,6 +149,7 @@ def language_model(args, length=64, prompt=16, sequences=200):
     from keras_superattn import text
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tutorials"))
+    from _common import decoding_predict
     from language_model import windows
 
     folder = os.path.dirname(os.path.dirname(os.path.abspath(args.language_model)))
@@ -158,18 +162,26 @@ def language_model(args, length=64, prompt=16, sequences=200):
     test_ids, test_labels = windows(tokenizer.encode(test_reviews[:sequences]), length)
     prompts = tokenizer(test_reviews[:sequences])[:, :length]
     prompts[:, prompt:] = 0
+    forced, forced_positions = test_ids[:sequences], test_labels[:sequences] != 0
+
+    def next_tokens(predict):
+        return decisions(predict(forced))[forced_positions]
+
     model = keras.saving.load_model(args.language_model)
-    float_ids = generation.decode(lambda ids: model.predict(ids, verbose=0, batch_size=256), prompts, prompt)
+    float_ids = generation.decode(decoding_predict(model, batch_size=256), prompts, prompt)
+    float_next = next_tokens(decoding_predict(model, batch_size=256))
     row = {
         "windows": len(train_ids),
         "float": {"perplexity": generation.perplexity(
             lambda ids: model.predict(ids, verbose=0), test_ids[:sequences], test_labels[:sequences]
         )},
     }
+    keras.utils.set_random_seed(0)  # the fine-tune's shuffling and dropout
     quantized = quantization.quantize_model(model, train_ids[:200])
     quantized.compile(optimizer=keras.optimizers.Adam(1e-4), loss=generation.token_crossentropy)
     quantized.fit(train_ids, train_labels, batch_size=128, epochs=1, verbose=0)
-    simulated_ids = generation.decode(lambda ids: quantized.predict(ids, verbose=0, batch_size=256), prompts, prompt)
+    simulated_ids = generation.decode(decoding_predict(quantized, batch_size=256), prompts, prompt)
+    simulated_next = next_tokens(decoding_predict(quantized, batch_size=256))
     with tempfile.TemporaryDirectory() as folder:
         for name, source, options in (
             ("post-training", model, dict(representative_data=train_ids[:200], num_calibration_samples=200)),
@@ -178,10 +190,13 @@ def language_model(args, length=64, prompt=16, sequences=200):
             path = os.path.join(folder, "model.tflite")
             deploy.convert(source, path, validation_data=test_ids[:16], verbose=False, **options)
             ids, _ = deploy.decode_greedy(path, prompts, prompt)
+            file_next = next_tokens(deploy.TFLiteModel(path).predict)
             row[name] = {
                 "greedy_agreement": float(np.mean((ids == float_ids).all(axis=1))),
                 "greedy_agreement_with_quantization_aware_keras": float(np.mean((ids == simulated_ids).all(axis=1))),
                 "tokens_before_first_difference": common_prefix(ids[:, prompt:], float_ids[:, prompt:]),
+                "next_token_agreement": float(np.mean(file_next == float_next)),
+                "next_token_agreement_with_quantization_aware_keras": float(np.mean(file_next == simulated_next)),
                 "perplexity": generation.perplexity(
                     deploy.TFLiteModel(path).predict, test_ids[:sequences], test_labels[:sequences]
                 ),
@@ -208,6 +223,9 @@ def translator(args, calibration=200):
     ids = spanish([s for _, s in train], start=True, end=True)
     inputs, labels = {"source": english([e for e, _ in train]), "target": ids[:, :-1]}, ids[:, 1:]
     source, references = english([e for e, _ in test]), [s for _, s in test]
+    reference_ids = spanish(references, start=True, end=True)
+    forced = {"source": source, "target": reference_ids[:, :-1]}  # teacher forcing on the references
+    forced_positions = reference_ids[:, 1:] != 0
     prompts = np.zeros((len(test), TARGET_LENGTH), "int32")
     prompts[:, 0] = start
 
@@ -218,8 +236,12 @@ def translator(args, calibration=200):
     def bleu(translated):
         return generation.corpus_bleu(spanish.decode(translated[:, 1:], stop_at=text.END), references)
 
+    def next_tokens(predict):
+        return decisions(predict(forced))[forced_positions]
+
     model = keras.saving.load_model(args.translator)
     float_ids = greedy(model)
+    float_next = next_tokens(decoding_predict(model, batch_size=256))
     row = {"pairs": len(train), "sentences": len(test), "float": {"bleu": bleu(float_ids)}}
     first = {name: x[:calibration] for name, x in inputs.items()}
     keras.utils.set_random_seed(0)  # the fine-tune's shuffling and dropout
@@ -227,6 +249,7 @@ def translator(args, calibration=200):
     quantized.compile(optimizer=keras.optimizers.Adam(1e-4), loss=generation.token_crossentropy)
     quantized.fit(inputs, labels, batch_size=128, epochs=1, verbose=0)
     simulated_ids = greedy(quantized)
+    simulated_next = next_tokens(decoding_predict(quantized, batch_size=256))
     row["quantization-aware Keras"] = {"bleu": bleu(simulated_ids)}
     with tempfile.TemporaryDirectory() as scratch:
         for name, origin, options in (
@@ -237,12 +260,15 @@ def translator(args, calibration=200):
             deploy.convert(origin, path, validation_data={"source": source[:16], "target": prompts[:16]},
                            verbose=False, **options)
             translated, _ = deploy.decode_greedy(path, prompts, 1, stop_id=end, inputs={"source": source})
+            file_next = next_tokens(deploy.TFLiteModel(path).predict)
             row[name] = {
                 "bleu": bleu(translated),
                 "greedy_agreement": float(np.mean((translated == float_ids).all(axis=1))),
                 "greedy_agreement_with_quantization_aware_keras": float(
                     np.mean((translated == simulated_ids).all(axis=1))
                 ),
+                "next_token_agreement": float(np.mean(file_next == float_next)),
+                "next_token_agreement_with_quantization_aware_keras": float(np.mean(file_next == simulated_next)),
             }
             print(name, json.dumps(row[name]), flush=True)
     return row
