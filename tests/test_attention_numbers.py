@@ -100,14 +100,15 @@ def test_dropout_only_in_training(variant, rng, rate):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_super_conversion_form_computes_the_same(rng, causal):
-    # A TFLite file gets W_A X as X^T W_A^T (a FULLY_CONNECTED); Keras the
-    # broadcast matmul. Both must be the reference's numbers.
+def test_conversion_forms_compute_the_same(variant, rng, causal):
+    # A TFLite file gets Super's W_A X as X^T W_A^T (a FULLY_CONNECTED), Keras
+    # the broadcast matmul; and masked keys a fill below the row's highest
+    # allowed score rather than its lowest score. Both must be the reference's
+    # numbers.
     x = rng.normal(size=(B, L, D)).astype("float32")
     mask = padding_mask(rng, B, L)
-    layer = make_layer("super")
     with conversion_forms():
-        check("super", layer, x, causal=causal, query_mask=mask, value_mask=mask)
+        check(variant, make_layer(variant), x, causal=causal, query_mask=mask, value_mask=mask)
 
 
 def test_attention_dropout_is_the_same_in_every_core(variant, rng):

@@ -18,11 +18,12 @@ VOCABULARY, LENGTH = 40, 12
 # in steps of the file's output scale. The fake-quantized model rounds where
 # the file rounds, but not always to the same side: a matmul requantized in
 # fixed point and the same sum in float differ by one step now and then, and
-# the softmax turns one step of its input (0.07-0.16 here, the scores' range
-# holding the masked keys' floor 30 below the lowest score) into several of
+# the softmax turns one step of its input (the scores' range holding the
+# masked keys' fill, 16 below the row's top allowed score) into several of
 # its output. Measured on these briefly trained models (TensorFlow): mean
 # 0.2-0.4 steps and at most 1-2 for the classifiers' probabilities, mean
-# 0.5-0.6 and at most 6-12 for the language models' logits.
+# 0.6-0.7 and at most 7-8 for the language models' logits (with the fill 30
+# below the row's lowest score: mean 0.5-0.6, at most 6-12).
 MEAN_STEPS = 1.0
 MAX_STEPS = {"classifier": 3, "language_model": 24}
 
