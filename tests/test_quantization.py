@@ -22,8 +22,8 @@ VOCABULARY, LENGTH = 40, 12
 # masked keys' fill, 16 below the row's top allowed score) into several of
 # its output. Measured on these briefly trained models (TensorFlow): mean
 # 0.2-0.4 steps and at most 1-2 for the classifiers' probabilities, mean
-# 0.6-0.7 and at most 7-8 for the language models' logits (with the fill 30
-# below the row's lowest score: mean 0.5-0.6, at most 6-12).
+# 0.5-0.7 and at most 6-11 for the language models' logits (two runs; with
+# the fill 30 below the row's lowest score: mean 0.5-0.6, at most 6-12).
 MEAN_STEPS = 1.0
 MAX_STEPS = {"classifier": 3, "language_model": 24}
 

@@ -340,12 +340,12 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
         scores = ops.cast(ops.matmul(q, ops.transpose(k_heads, (0, 1, 3, 2))), "float32")  # (B, h, l, s)
         scores = self._fake_quant("scores", scores)
         if mask is not None:
-            floor = ops.min(scores, axis=-1, keepdims=True)  # (B, h, l, 1)
+            lowest = ops.min(scores, axis=-1, keepdims=True)  # (B, h, l, 1)
             if self.quantization_aware or converting():
-                floor = ops.max(ops.where(mask, scores, floor), axis=-1, keepdims=True) - _INT8_MASK_MARGIN
+                top_allowed = ops.max(ops.where(mask, scores, lowest), axis=-1, keepdims=True)  # (B, h, l, 1)
+                floor = self._fake_quant("floor", top_allowed - _INT8_MASK_MARGIN)
             else:
-                floor = floor - _MASK_MARGIN
-            floor = self._fake_quant("floor", floor)  # (B, h, l, 1)
+                floor = lowest - _MASK_MARGIN
             scores = self._fake_quant("masked_scores", ops.where(mask, scores, floor))  # (B, h, l, s)
         if _NORMALISE_AFTER_SUM and not explicit:
             # Dropout scales each weight alone, so it commutes with the
