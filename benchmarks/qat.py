@@ -163,13 +163,10 @@ def language_model(args, length=64, prompt=16, sequences=200):
     prompts = tokenizer(test_reviews[:sequences])[:, :length]
     prompts[:, prompt:] = 0
     forced, forced_positions = test_ids[:sequences], test_labels[:sequences] != 0
-
-    def next_tokens(predict):
-        return decisions(predict(forced))[forced_positions]
-
     model = keras.saving.load_model(args.language_model)
-    float_ids = generation.decode(decoding_predict(model, batch_size=256), prompts, prompt)
-    float_next = next_tokens(decoding_predict(model, batch_size=256))
+    float_predict = decoding_predict(model, batch_size=256)
+    float_ids = generation.decode(float_predict, prompts, prompt)
+    float_next = next_pieces(float_predict, forced, forced_positions)
     row = {
         "windows": len(train_ids),
         "float": {"perplexity": generation.perplexity(
@@ -180,8 +177,9 @@ def language_model(args, length=64, prompt=16, sequences=200):
     quantized = quantization.quantize_model(model, train_ids[:200])
     quantized.compile(optimizer=keras.optimizers.Adam(1e-4), loss=generation.token_crossentropy)
     quantized.fit(train_ids, train_labels, batch_size=128, epochs=1, verbose=0)
-    simulated_ids = generation.decode(decoding_predict(quantized, batch_size=256), prompts, prompt)
-    simulated_next = next_tokens(decoding_predict(quantized, batch_size=256))
+    simulated_predict = decoding_predict(quantized, batch_size=256)
+    simulated_ids = generation.decode(simulated_predict, prompts, prompt)
+    simulated_next = next_pieces(simulated_predict, forced, forced_positions)
     with tempfile.TemporaryDirectory() as folder:
         for name, source, options in (
             ("post-training", model, dict(representative_data=train_ids[:200], num_calibration_samples=200)),
@@ -190,16 +188,15 @@ def language_model(args, length=64, prompt=16, sequences=200):
             path = os.path.join(folder, "model.tflite")
             deploy.convert(source, path, validation_data=test_ids[:16], verbose=False, **options)
             ids, _ = deploy.decode_greedy(path, prompts, prompt)
-            file_next = next_tokens(deploy.TFLiteModel(path).predict)
+            file = deploy.TFLiteModel(path)
+            file_next = next_pieces(file.predict, forced, forced_positions)
             row[name] = {
                 "greedy_agreement": float(np.mean((ids == float_ids).all(axis=1))),
                 "greedy_agreement_with_quantization_aware_keras": float(np.mean((ids == simulated_ids).all(axis=1))),
                 "tokens_before_first_difference": common_prefix(ids[:, prompt:], float_ids[:, prompt:]),
                 "next_token_agreement": float(np.mean(file_next == float_next)),
                 "next_token_agreement_with_quantization_aware_keras": float(np.mean(file_next == simulated_next)),
-                "perplexity": generation.perplexity(
-                    deploy.TFLiteModel(path).predict, test_ids[:sequences], test_labels[:sequences]
-                ),
+                "perplexity": generation.perplexity(file.predict, test_ids[:sequences], test_labels[:sequences]),
             }
             print(name, json.dumps(row[name]), flush=True)
     return row
@@ -229,27 +226,25 @@ def translator(args, calibration=200):
     prompts = np.zeros((len(test), TARGET_LENGTH), "int32")
     prompts[:, 0] = start
 
-    def greedy(model):
-        predict = decoding_predict(model, batch_size=256)
+    def greedy(predict):
         return generation.decode(lambda target: predict({"source": source, "target": target}), prompts, 1, stop_id=end)
 
     def bleu(translated):
         return generation.corpus_bleu(spanish.decode(translated[:, 1:], stop_at=text.END), references)
 
-    def next_tokens(predict):
-        return decisions(predict(forced))[forced_positions]
-
     model = keras.saving.load_model(args.translator)
-    float_ids = greedy(model)
-    float_next = next_tokens(decoding_predict(model, batch_size=256))
+    float_predict = decoding_predict(model, batch_size=256)
+    float_ids = greedy(float_predict)
+    float_next = next_pieces(float_predict, forced, forced_positions)
     row = {"pairs": len(train), "sentences": len(test), "float": {"bleu": bleu(float_ids)}}
     first = {name: x[:calibration] for name, x in inputs.items()}
     keras.utils.set_random_seed(0)  # the fine-tune's shuffling and dropout
     quantized = quantization.quantize_model(model, first)
     quantized.compile(optimizer=keras.optimizers.Adam(1e-4), loss=generation.token_crossentropy)
     quantized.fit(inputs, labels, batch_size=128, epochs=1, verbose=0)
-    simulated_ids = greedy(quantized)
-    simulated_next = next_tokens(decoding_predict(quantized, batch_size=256))
+    simulated_predict = decoding_predict(quantized, batch_size=256)
+    simulated_ids = greedy(simulated_predict)
+    simulated_next = next_pieces(simulated_predict, forced, forced_positions)
     row["quantization-aware Keras"] = {"bleu": bleu(simulated_ids)}
     with tempfile.TemporaryDirectory() as scratch:
         for name, origin, options in (
@@ -260,7 +255,7 @@ def translator(args, calibration=200):
             deploy.convert(origin, path, validation_data={"source": source[:16], "target": prompts[:16]},
                            verbose=False, **options)
             translated, _ = deploy.decode_greedy(path, prompts, 1, stop_id=end, inputs={"source": source})
-            file_next = next_tokens(deploy.TFLiteModel(path).predict)
+            file_next = next_pieces(deploy.TFLiteModel(path).predict, forced, forced_positions)
             row[name] = {
                 "bleu": bleu(translated),
                 "greedy_agreement": float(np.mean((translated == float_ids).all(axis=1))),
@@ -272,6 +267,12 @@ def translator(args, calibration=200):
             }
             print(name, json.dumps(row[name]), flush=True)
     return row
+
+
+def next_pieces(predict, inputs, positions):
+    """The model's next-piece decisions on `inputs` (teacher forcing), at the
+    `positions` that hold a real piece."""
+    return decisions(predict(inputs))[positions]
 
 
 def common_prefix(a, b):
