@@ -161,6 +161,15 @@ def test_int16x8_runs_and_follows_the_float_model(tmp_path):
     assert conversion.mean_absolute_difference < 0.8 * int8.mean_absolute_difference
 
 
+@on_tensorflow
+def test_int16x8_refuses_a_token_model_by_name(tmp_path):
+    tokens = np.ones((8, 8), "int32")
+    expected = r"int16x8.*float inputs.*'int8'.*Received: .*integer inputs 'tokens' \(int32\)"
+    with pytest.raises(ValueError, match=expected):
+        deploy.convert(tiny_text(), tmp_path / "t.tflite", quantization="int16x8", representative_data=tokens)
+    assert not os.listdir(tmp_path)
+
+
 def test_token_ids_out_of_int32_range_are_refused(int8_files):
     runtime = deploy.TFLiteModel(int8_files[1])
     tokens = np.ones((1, 8), np.int64)

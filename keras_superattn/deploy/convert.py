@@ -100,8 +100,8 @@ def convert(
             RSQRT) stay float32 between a DEQUANTIZE and a QUANTIZE, where
             XNNPACK takes them: the fast file for phone CPUs, faster than
             float32, BENCHMARKS.md), `"int16x8"` (int16 activations, int8 weights: more
-            accurate, slower, not for the Edge TPU), `"dynamic"` (int8
-            weights), `"float16"` (float16 weights) or `"float32"`.
+            accurate, slower, not for the Edge TPU; float-input models only),
+            `"dynamic"` (int8 weights), `"float16"` (float16 weights) or `"float32"`.
         representative_data: array of real input samples `(N, *input_shape)`,
             or for a model with several inputs a dict of such arrays keyed
             by input name; required for the integer modes. The first
@@ -145,6 +145,8 @@ def convert(
         if not os.path.isfile(model):
             raise FileNotFoundError(f"Argument `model`: no .keras file at {os.fspath(model)!r}")
         model = keras.saving.load_model(model, compile=False)
+    if quantization == "int16x8":
+        _check_float_inputs(model)
     samples = None
     trained_ranges = quantization_aware.is_quantization_aware(model)
     if trained_ranges:
@@ -247,6 +249,17 @@ def _source_layer(op, model):
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"Argument `{name}` must be one of {choices}. Received: {name}={value!r}")
+
+
+def _check_float_inputs(model):
+    integer = [f"{i.name!r} ({i.dtype})" for i in model.inputs if not keras.backend.is_float_dtype(i.dtype)]
+    if integer:
+        raise ValueError(
+            "quantization='int16x8' takes models with float inputs (images, features). TensorFlow's int16x8 "
+            "quantizer cannot quantize the integer ops of a token model (the embedding's wrap of negative ids, "
+            "the padding mask) nor the attention's masking SELECT_V2; convert it to 'int8' or 'int8_xnnpack'. "
+            f"Received: a model with integer inputs {', '.join(integer)}"
+        )
 
 
 def _samples(name, data, model):
@@ -440,8 +453,8 @@ def warn_if_disagreeing(conversion):
         warnings.warn(
             f"The {conversion.quantization} file {conversion.path} takes the Keras model's decision on only "
             f"{100 * conversion.agreement:.1f}% of {conversion.num_checked} samples (below "
-            f"{100 * MIN_AGREEMENT:.0f}%). Calibrate with more, and more typical, samples, or use "
-            "quantization='int16x8'.",
+            f"{100 * MIN_AGREEMENT:.0f}%). Calibrate with more, and more typical, samples, or, for a model "
+            "with float inputs, use quantization='int16x8'.",
             stacklevel=4,
         )
 
