@@ -161,20 +161,29 @@ def test_quick_translation_reports_every_variant(tmp_path, data_dir):
         assert summary["bleu_std"] == 0.0 and summary["bleu_mean"] == summary["best_run"]["bleu"]
         assert len(summary["best_run"]["examples"]) == 5
         assert list(summary["best_run"]["validation_bleu_per_epoch"]) == ["1"]  # the learning curve
-        # The int8 files, post-training (full integer and for phone CPUs) and
-        # quantization-aware, translate as the report says.
-        int8 = summary["int8"]
-        for name, scores in (("int8", int8), ("int8_xnnpack", int8["xnnpack"]), ("qat_int8", int8["qat"])):
+        # The int8 files, post-training (full integer and for phone CPUs),
+        # quantization-aware, and with a cached decoding step, translate as the report says.
+        int8, translations = summary["int8"], {}
+        files = (("int8", int8), ("int8_xnnpack", int8["xnnpack"]), ("qat_int8", int8["qat"]),
+                 ("cached_int8", int8["cached"]))
+        for name, scores in files:
             path = tmp_path / "tflite" / f"{variant}_{name}.tflite"
             assert deploy.inspect(path)["full_integer"] == (name != "int8_xnnpack")
-            ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
+            if name == "cached_int8":
+                ids, _ = deploy.TFLiteGenerator(path).generate(prompt, source=source, stop_token_ids=[end])
+            else:
+                ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
+            translations[name] = ids
             bleu = generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), references)
             assert bleu == pytest.approx(scores["bleu"], abs=1e-9)
             # A quick model's BLEU is near 0 for every file; agreement with Keras tells the files apart.
             assert np.mean((ids == keras_ids).all(axis=1)) == pytest.approx(scores["greedy_agreement"], abs=1e-9)
             assert scores["ms_per_token"] > 0
+        agreement = np.mean((translations["cached_int8"] == translations["int8"]).all(axis=1))
+        assert agreement == pytest.approx(int8["cached"]["greedy_agreement_with_int8_file"], abs=1e-9)
+        assert 0 <= int8["cached"]["greedy_agreement_full_length"] <= 1
         cached = deploy.inspect(tmp_path / "tflite" / f"{variant}_cached_int8.tflite")
-        assert set(cached["signatures"]) == {"prefill", "decode"} and cached["full_integer"]
+        assert set(cached["signatures"]) == {"prefill", "decode"}
         streams = 1 if variant == "efficient" else 2  # Efficient's keys are its values
         assert summary["int8"]["cached"]["cache_bytes_per_token"] == streams * 128  # 1 decoder block, d = 128
         assert f"| {variant} |" in stdout

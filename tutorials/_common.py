@@ -130,22 +130,27 @@ def decoding_predict(model, batch_size=32):
     return predict
 
 
-def cached_int8(out_dir, variant, checkpoint, representative_data, validation_data):
+def cached_int8(out_dir, variant, checkpoint, representative_data, validation_data, file_scores=None):
     """A generative tutorial's best model as an int8 file with a cached
     decoding step (`deploy.convert_generator`, `tflite/<variant>_cached_int8.tflite`):
-    its greedy agreement with the Keras model on `validation_data`'s prompts,
-    cache bytes per token and milliseconds per generated token."""
+    its greedy agreement with the Keras model on `validation_data`'s prompts
+    (continued to the full length), cache bytes per token and milliseconds
+    per generated token; `file_scores(path) -> dict`, when given, scores the
+    file as the tutorial scores its uncached files and overrides those."""
     from keras_superattn import deploy
 
     path = os.path.join(out_dir, "tflite", f"{variant}_cached_int8.tflite")
     cached = deploy.convert_generator(
         checkpoint, path, representative_data=representative_data, validation_data=validation_data, verbose=False
     )
-    return {
+    scores = {
         "greedy_agreement": cached.greedy_agreement,
         "cache_bytes_per_token": cached.cache_bytes_per_token,
         "ms_per_token": 1e3 * cached.decode_seconds,
     }
+    if file_scores is not None:
+        scores = {**scores, "greedy_agreement_full_length": cached.greedy_agreement, **file_scores(path)}
+    return scores
 
 
 def post_training_int8(out_dir, variant, quantization, checkpoint, representative_data, calibration_samples,

@@ -112,17 +112,27 @@ def main():
             "examples": [{"english": e, "reference": r, "translation": h} for (e, r), h in examples],
         }
 
-    def file_scores(path, keras_ids):
-        """An int8 file's greedy translations of the test sentences: BLEU, agreement, speed."""
+    translations = {}  # file path -> its greedy ids of the test sentences
+
+    def file_scores(path, keras_ids, int8_path=None):
+        """An int8 file's greedy translations of the test sentences: BLEU,
+        agreement with Keras' (and with the file at `int8_path`'s), speed."""
         prompt = np.zeros_like(keras_ids)
         prompt[:, 0] = start
         source = english([e for e, _ in test])
-        ids, seconds = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
-        return {
+        if path.endswith("_cached_int8.tflite"):
+            ids, seconds = deploy.TFLiteGenerator(path).generate(prompt, source=source, stop_token_ids=[end])
+        else:
+            ids, seconds = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
+        translations[path] = ids
+        scores = {
             "bleu": generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), [s for _, s in test]),
             "greedy_agreement": float(np.mean((ids == keras_ids).all(axis=1))),
             "ms_per_token": 1e3 * seconds,
         }
+        if int8_path is not None:
+            scores["greedy_agreement_with_int8_file"] = float(np.mean((ids == translations[int8_path]).all(axis=1)))
+        return scores
 
     def convert(variant, checkpoint):
         train_inputs = data[0][0]
@@ -135,12 +145,14 @@ def main():
                 lambda path: file_scores(path, keras_ids),
             )
 
-        scores = {
-            # Checked on the test sentences' greedy translations (not stopped at [end]).
-            "cached": _common.cached_int8(args.out, variant, checkpoint, train_inputs, arrays(test)[0]),
-            **post_training("int8"),
-            "xnnpack": post_training("int8_xnnpack"),
-        }
+        scores = {**post_training("int8"), "xnnpack": post_training("int8_xnnpack")}
+        int8_path = os.path.join(args.out, "tflite", f"{variant}_int8.tflite")
+        # Scored as the uncached files, stopped at [end]; `greedy_agreement_full_length`
+        # is the conversion's check, each test prompt continued to the full length.
+        scores["cached"] = _common.cached_int8(
+            args.out, variant, checkpoint, train_inputs, arrays(test)[0],
+            lambda path: file_scores(path, keras_ids, int8_path),
+        )
         if args.qat_epochs:
             scores["qat"] = _common.quantization_aware_int8(
                 args.out, variant, checkpoint, data, config, args.qat_epochs, validation_inputs,
