@@ -100,6 +100,22 @@ def test_ranges_follow_training_and_are_not_trained():
     assert ranges(quantized) == after
 
 
+def test_a_row_of_tiny_variance_keeps_the_layer_norm_finite():
+    # Its variance rounds to 0 on the int8 grid that the other rows' set, and
+    # rsqrt(0) is inf: a training step then made every weight NaN (the Super
+    # translator's quantization-aware fine-tune, batch 19). The floor at one
+    # step of the grid is what the int8 file computes too.
+    rng = np.random.default_rng(0)
+    x = 10 * rng.normal(size=(64, 8, 16)).astype("float32")
+    inputs = keras.Input((8, 16))
+    model = keras.Model(inputs, LayerNormalization()(inputs))
+    quantized = quantization.quantize_model(model, x)
+    flat = x[:8].copy()
+    flat[0, 0] = 1.0 + 1e-3 * rng.normal(size=16)  # variance about 1e-6, plus epsilon 1e-3
+    for training in (False, True):
+        assert np.all(np.isfinite(numpy(quantized(flat, training=training)))), training
+
+
 @pytest.mark.slow
 def test_saving_and_loading_keeps_the_model(tmp_path):
     model, x, y = language_model("super")

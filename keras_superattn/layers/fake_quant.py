@@ -95,6 +95,12 @@ class ActivationQuantizer(keras.layers.Layer):
         self.range_min.assign(low)
         self.range_max.assign(high)
 
+    def smallest_step(self):
+        """The int8 grid's step (its smallest positive value for a range
+        starting at 0)."""
+        low, high = self.fixed_range if self.fixed_range is not None else (self.range_min, self.range_max)
+        return ops.divide(ops.subtract(high, low), 255.0)
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 

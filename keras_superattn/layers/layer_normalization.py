@@ -69,7 +69,13 @@ class LayerNormalization(QuantizationAware, keras.layers.Layer):
         # `c * c`, not `square(c)`: the converter turns the latter into
         # SQUARED_DIFFERENCE, which has no int16 kernel (int16x8 files).
         variance = quantize("variance", ops.mean(quantize("squared", centered * centered), axis=-1, keepdims=True))
-        deviation = quantize("inverse_deviation", ops.rsqrt(quantize("shifted_variance", variance + self.epsilon)))
+        shifted = quantize("shifted_variance", variance + self.epsilon)
+        if self.quantization_aware:
+            # A row of small variance rounds to 0 on the int8 grid, and its
+            # rsqrt to inf, which training turns into NaN everywhere. At least
+            # one step of the grid, a value the file holds exactly (a MAXIMUM).
+            shifted = ops.maximum(shifted, self.activation_quantizers["shifted_variance"].smallest_step())
+        deviation = quantize("inverse_deviation", ops.rsqrt(shifted))
         x = quantize("normalized", centered * deviation)
         if self.scale:
             x = quantize("scaled", x * self._fake_quant_weights(ops.cast(self.gamma, "float32")))
