@@ -50,7 +50,7 @@ def readme_folder(tmp_path, data_dir, monkeypatch):
 def stand_ins(data_dir):
     rng = np.random.default_rng(0)
     train, _, _ = datasets.load_spa_eng(data_dir)
-    prompts = np.zeros((2, 16), "int32")
+    prompts = np.zeros((2, 24), "int32")
     prompts[:, 0] = 2
     return {
         "texts": ["i liked this film a lot", "a long and dull film", "the best film of the year"] * 4,
@@ -62,7 +62,7 @@ def stand_ins(data_dir):
         "train_texts": [spanish for _, spanish in train],
         "prompts": prompts,
         "end_id": 3,
-        "source_ids": rng.integers(1, 4000, (2, 16)).astype("int32"),
+        "source_ids": rng.integers(1, 4000, (2, 24)).astype("int32"),
     }
 
 

@@ -77,37 +77,57 @@ def tokenizer(name):
     return text.Tokenizer.load(os.path.join(FOLDER, name))
 
 
-@pytest.fixture(scope="module")
-def translation_test(data_dir):
-    """The 1,000 test sentences the tutorial scored: source ids and references."""
-    from keras_superattn import text
-
-    _, _, test = datasets.load_spa_eng(data_dir)
-    test = test[:1000]
-    references = [text.standardize_text(s) for _, s in test]
-    return tokenizer("translation_english_vocabulary.json")([e for e, _ in test]), references
-
-
-@pytest.mark.parametrize("name", TRANSLATORS)
-def test_committed_translator_translates_as_its_manifest_says(name, translation_test):
+def translate(name, data_dir):
+    """BLEU of a committed translator file's greedy translations of the test
+    sentences build.py scored (the first `subset_size`), cased references."""
     from keras_superattn import generation
     from keras_superattn import text
 
     entry = MANIFEST["models"][name]
-    path = check_file(name, {"inputs": ["source", "target"], "outputs": ["logits"]})
-    spanish = tokenizer("translation_spanish_vocabulary.json")
-    source, references = translation_test
-    prompt = np.zeros((len(source), 16), "int32")
+    lengths, count = entry["sequence_lengths"], entry["subset_size"]
+    english, spanish = (text.SubwordTokenizer.load(os.path.join(FOLDER, vocabulary), length)
+                        for vocabulary, length in zip(entry["vocabularies"], (lengths["source"], lengths["target"])))
+    _, _, test = datasets.load_spa_eng(data_dir)
+    source = english([e for e, _ in test[:count]])
+    prompt = np.zeros((count, lengths["target"]), "int32")
     prompt[:, 0] = spanish.token_id(text.START)
-    ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=spanish.token_id(text.END), inputs={"source": source})
-    bleu = generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), references)
-    assert bleu == pytest.approx(entry["int8_bleu"], abs=0.5)
-    # Measured by the tutorial: int8 costs under a BLEU point, and the file's
-    # greedy translation is the Keras model's on most sentences (69-80 %: a
-    # short-trained model has near-ties, and one changed word changes the rest
-    # of the sentence), taking its next-token decision on over 97 % of positions.
+    end = spanish.token_id(text.END)
+    path = os.path.join(FOLDER, name)
+    if name.endswith("_cached_int8.tflite"):
+        ids, _ = deploy.TFLiteGenerator(path).generate(prompt, source=source, stop_token_ids=[end])
+    else:
+        ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
+    return generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), [s for _, s in test[:count]])
+
+
+@pytest.mark.parametrize("name", [name for name in TRANSLATORS if "_cached_" not in name])
+def test_committed_translator_translates_as_its_manifest_says(name, data_dir):
+    entry = MANIFEST["models"][name]
+    check_file(name, {"inputs": ["source", "target"], "outputs": ["logits"]})
+    assert translate(name, data_dir) == pytest.approx(entry["int8_subset_bleu"], abs=0.5)
+    # Measured by the tutorial on 1,000 test sentences: int8 costs under a
+    # BLEU point, and the file's greedy translation is the Keras model's on
+    # most sentences (a near-tie changes one word, and the rest follows),
+    # taking its next-token decision on over 97 % of positions.
     assert entry["float_bleu"] - entry["int8_bleu"] <= 1.0
     assert entry["int8_greedy_agreement"] >= 0.65 and entry["int8_token_agreement_with_keras"] >= 0.97
+
+
+@pytest.mark.parametrize("name", [name for name in TRANSLATORS if "_cached_" in name])
+def test_committed_cached_translator_translates_as_its_manifest_says(name, data_dir):
+    entry = MANIFEST["models"][name]
+    path = os.path.join(FOLDER, name)
+    with open(path, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == entry["sha256"]
+    report = deploy.inspect(path)
+    assert sorted(report["signatures"]) == ["decode", "prefill"] and report["full_integer"]
+    assert translate(name, data_dir) == pytest.approx(entry["int8_subset_bleu"], abs=0.5)
+    # Measured by the tutorial on 1,000 test sentences: as close to the Keras
+    # model as the uncached int8 file, several times faster per token.
+    uncached = MANIFEST["models"][name.replace("_cached_int8", "_int8")]
+    assert entry["float_bleu"] - entry["int8_bleu"] <= 1.0
+    assert entry["int8_greedy_agreement"] >= uncached["int8_greedy_agreement"] - 0.03
+    assert entry["speedup_over_full_sequence_file"] >= 3
 
 
 @pytest.mark.parametrize("name", LANGUAGE_MODELS)

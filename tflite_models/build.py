@@ -20,10 +20,13 @@ agreement with the Keras model); their files and vocabularies are copied here
 with those scores, and timed and checked on arm64 here: one invocation is one
 generated token. Their files with a cached decoding step
 (`<task>_<variant>_cached_int8.tflite`, `deploy.TFLiteGenerator`) are copied
-with the tutorial's scores.
+with the tutorial's scores. Each translator file, cached or not, is also
+scored here on the first 200 test sentences (BLEU), which the test suite
+re-scores.
 """
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -44,6 +47,7 @@ from keras_superattn.training import timing  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUBSET = 2000  # the fixed test subset the test suite re-scores
+TRANSLATION_SUBSET = 200  # the same for the translators (each sentence is ~20 invocations)
 SETTINGS = ("title", "epochs", "batch_size", "learning_rate_schedule")  # recorded from results.json
 ARM64_SAMPLES = 50
 CLASSIFIER_QUANTIZATIONS = ("int8", "int8_xnnpack")
@@ -87,11 +91,20 @@ def memory_kb(path):
 
 
 def latencies(paths, rounds=200):
-    models = {name: deploy.TFLiteModel(path, num_threads=1) for name, path in paths.items()}
-    for model in models.values():
+    """Milliseconds of one invocation of each file, 1 thread, interleaved; of
+    a cached generator file, one `decode` step halfway along its sequence."""
+    calls = {}
+    for name, path in paths.items():
+        if path.endswith("_cached_int8.tflite"):
+            generator = deploy.TFLiteGenerator(path, num_threads=1)
+            inputs = {key: np.zeros(d["shape"], d["dtype"]) for key, d in generator.decode.get_input_details().items()}
+            inputs["index"] = np.array([generator.sequence_length // 2], np.int32)
+            calls[name] = functools.partial(generator.decode, **inputs)
+            continue
+        model = deploy.TFLiteModel(path, num_threads=1)
         for detail in model.inputs.values():
             model.interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-    calls = {name: model.interpreter.invoke for name, model in models.items()}
+        calls[name] = model.interpreter.invoke
     seconds = timing.interleaved_median_seconds(calls, rounds, warmup=1)
     return {name: 1e3 * value for name, value in seconds.items()}
 
@@ -190,6 +203,17 @@ GENERATIVE = {
 }
 
 
+def translation_tokenizers(run_dir):
+    """The tutorial's English and Spanish tokenizers, at its lengths."""
+    from keras_superattn import text
+
+    with open(os.path.join(run_dir, "results.json")) as f:
+        lengths = json.load(f)["config"]
+    english = text.SubwordTokenizer.load(os.path.join(run_dir, "english.model"), lengths["source_length"])
+    spanish = text.SubwordTokenizer.load(os.path.join(run_dir, "spanish.model"), lengths["target_length"] + 1)
+    return english, spanish
+
+
 def generative_inputs(task, run_dir, data_dir):
     """The first `ARM64_SAMPLES` test inputs of a generative task, as ids."""
     from keras_superattn import text
@@ -197,10 +221,7 @@ def generative_inputs(task, run_dir, data_dir):
     if task == "translation":
         _, _, test = datasets.load_spa_eng(data_dir)
         pairs = test[:ARM64_SAMPLES]
-        with open(os.path.join(run_dir, "results.json")) as f:
-            lengths = json.load(f)["config"]
-        english = text.SubwordTokenizer.load(os.path.join(run_dir, "english.model"), lengths["source_length"])
-        spanish = text.SubwordTokenizer.load(os.path.join(run_dir, "spanish.model"), lengths["target_length"] + 1)
+        english, spanish = translation_tokenizers(run_dir)
         target = spanish([s for _, s in pairs], start=True, end=True)
         return {"source": english([e for e, _ in pairs]), "target": target[:, :-1]}
     _, reviews = datasets.load_imdb_text(data_dir)
@@ -209,6 +230,26 @@ def generative_inputs(task, run_dir, data_dir):
     # Each review's first window, as the tutorial's prompts.
     tokenizer = text.SubwordTokenizer.load(os.path.join(run_dir, "subwords.model"), length + 1)
     return tokenizer(reviews[:ARM64_SAMPLES])[:, :-1]
+
+
+def translation_subset_bleu(path, run_dir, data_dir):
+    """BLEU of a translator file's greedy translations of the first
+    `TRANSLATION_SUBSET` test sentences, which the test suite re-scores."""
+    from keras_superattn import generation
+    from keras_superattn import text
+
+    _, _, test = datasets.load_spa_eng(data_dir)
+    test = test[:TRANSLATION_SUBSET]
+    english, spanish = translation_tokenizers(run_dir)
+    source = english([e for e, _ in test])
+    prompt = np.zeros((len(test), spanish.sequence_length - 1), "int32")
+    prompt[:, 0] = spanish.token_id(text.START)
+    end = spanish.token_id(text.END)
+    if path.endswith("_cached_int8.tflite"):
+        ids, _ = deploy.TFLiteGenerator(path).generate(prompt, source=source, stop_token_ids=[end])
+    else:
+        ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
+    return generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), [s for _, s in test])
 
 
 def build_generative(task, run_dir, data_dir):
@@ -239,6 +280,7 @@ def build_generative(task, run_dir, data_dir):
                    if task != "translation" else {}),
                 "int8_greedy_agreement": scores["greedy_agreement"],
                 "int8_token_agreement_with_keras": scores["token_agreement"],
+                **(subset_scores(task, path, run_dir, data_dir, results) if task == "translation" else {}),
             }
             paths[name] = path
             model = deploy.TFLiteModel(path)
@@ -247,15 +289,32 @@ def build_generative(task, run_dir, data_dir):
                 if isinstance(test_inputs, dict) else model.quantize(test_inputs)
             )
     check_arm64(entries, paths, inputs)
+    cached = cached_entries(task, run_dir, data_dir, results)
+    entries.update(cached)
+    paths.update((name, os.path.join(HERE, name)) for name in cached)
     add_speed(entries, paths, task, "latency_ms_per_token_1_thread")
-    entries.update(cached_entries(task, run_dir, results))
+    for name, entry in cached.items():
+        full_sequence = entries[name.replace("_cached_int8", "_int8")]
+        entry["speedup_over_full_sequence_file"] = (
+            full_sequence["latency_ms_per_token_1_thread"] / entry["latency_ms_per_token_1_thread"])
     return entries
 
 
-def cached_entries(task, run_dir, results):
+def subset_scores(task, path, run_dir, data_dir, results):
+    """What the test suite re-scores of a translator file, and the lengths it needs."""
+    config = results["config"]
+    return {
+        "sequence_lengths": {"source": config["source_length"], "target": config["target_length"]},
+        "subset_size": TRANSLATION_SUBSET,
+        "int8_subset_bleu": translation_subset_bleu(path, run_dir, data_dir),
+    }
+
+
+def cached_entries(task, run_dir, data_dir, results):
     """The files with a cached decoding step (`prefill` / `decode`), copied
-    with the tutorial's scores: greedy agreement with the Keras model, cache
-    bytes per token, ms per generated token."""
+    with the tutorial's scores: greedy agreement with the Keras model (and,
+    for a translator, BLEU and agreement with the uncached int8 file) and
+    cache bytes per token; `add_speed` times them."""
     tutorial = GENERATIVE[task][0]
     entries = {}
     for variant, summary in results["summary"].items():
@@ -271,8 +330,15 @@ def cached_entries(task, run_dir, results):
             "vocabularies": [f"{task}_{vocabulary}" for vocabulary in GENERATIVE[task][2]],
             "int8_greedy_agreement": cached["greedy_agreement"],
             "cache_bytes_per_token": cached["cache_bytes_per_token"],
-            "decode_ms_per_token": cached["ms_per_token"],
         }
+        if task == "translation":
+            entries[name].update(
+                float_bleu=summary["best_run"]["bleu"],
+                int8_bleu=cached["bleu"],
+                int8_greedy_agreement_with_int8_file=cached["greedy_agreement_with_int8_file"],
+                int8_greedy_agreement_full_length=cached["greedy_agreement_full_length"],
+                **subset_scores(task, path, run_dir, data_dir, results),
+            )
     return entries
 
 
@@ -300,9 +366,11 @@ def main():
     with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=2)
     for name, entry in rebuilt.items():
-        if "decode_ms_per_token" in entry:
+        if "cache_bytes_per_token" in entry:
             print(f"{name}: {entry['size_bytes']:,} B, greedy agreement {100 * entry['int8_greedy_agreement']:.1f} %, "
-                  f"{entry['cache_bytes_per_token']} cache bytes / token, {entry['decode_ms_per_token']:.3f} ms/token")
+                  f"{entry['cache_bytes_per_token']} cache bytes / token, "
+                  f"{entry['latency_ms_per_token_1_thread']:.3f} ms/token "
+                  f"({entry['speedup_over_full_sequence_file']:.1f}x the full-sequence file)")
             continue
         if "latency_ms_per_token_1_thread" in entry:
             scores = {k: round(v, 4) for k, v in entry.items() if k.startswith(("float_", "int8_"))}
