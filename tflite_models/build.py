@@ -280,7 +280,7 @@ def build_generative(task, run_dir, data_dir):
                    if task != "translation" else {}),
                 "int8_greedy_agreement": scores["greedy_agreement"],
                 "int8_token_agreement_with_keras": scores["token_agreement"],
-                **(subset_scores(task, path, run_dir, data_dir, results) if task == "translation" else {}),
+                **(subset_scores(path, run_dir, data_dir, results) if task == "translation" else {}),
             }
             paths[name] = path
             model = deploy.TFLiteModel(path)
@@ -300,7 +300,7 @@ def build_generative(task, run_dir, data_dir):
     return entries
 
 
-def subset_scores(task, path, run_dir, data_dir, results):
+def subset_scores(path, run_dir, data_dir, results):
     """What the test suite re-scores of a translator file, and the lengths it needs."""
     config = results["config"]
     return {
@@ -337,7 +337,7 @@ def cached_entries(task, run_dir, data_dir, results):
                 int8_bleu=cached["bleu"],
                 int8_greedy_agreement_with_int8_file=cached["greedy_agreement_with_int8_file"],
                 int8_greedy_agreement_full_length=cached["greedy_agreement_full_length"],
-                **subset_scores(task, path, run_dir, data_dir, results),
+                **subset_scores(path, run_dir, data_dir, results),
             )
     return entries
 
