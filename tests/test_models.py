@@ -193,3 +193,22 @@ def test_the_old_initialisation_stays_reachable_and_saves(tmp_path):
 def test_attention_kwargs_may_not_set_what_the_block_sets():
     with pytest.raises(ValueError, match=r"`attention_kwargs` must not set \['dropout', 'num_heads'\].*Received"):
         layers.TransformerDecoder(8, 2, attention_kwargs={"num_heads": 4, "dropout": 0.1})
+
+
+def test_a_trained_generative_model_loads_after_importing_the_package(tmp_path):
+    # Its compile config names the package's loss, registered in `generation`;
+    # a bare `import keras_superattn` must be enough to load it (a tutorial's
+    # checkpoint did not load that way).
+    import os
+    import subprocess
+    import sys
+
+    from keras_superattn import generation
+
+    model = models.language_model("efficient", 30, 8, embedding_dim=16, num_heads=2)
+    model.compile(optimizer="adam", loss=generation.token_crossentropy)
+    model.save(tmp_path / "language_model.keras")
+    loader = "import sys, keras, keras_superattn; keras.saving.load_model(sys.argv[1]); print('loaded')"
+    run = subprocess.run([sys.executable, "-c", loader, str(tmp_path / "language_model.keras")],
+                         env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "loaded" in run.stdout, run.stderr[-2000:]
