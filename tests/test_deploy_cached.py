@@ -117,8 +117,9 @@ def test_cached_int8_translator_translates_as_keras(cached_translator, translato
     prompt = np.zeros((len(source), 7), "int32")
     prompt[:, 0] = 1
     want = generation.Generator(model).generate(prompt, source=source, stop_token_ids=[2])
-    got, _ = deploy.TFLiteGenerator(cached_translator.path).generate(prompt, source=source, stop_token_ids=[2])
-    full, _ = deploy.decode_greedy(full_path, prompt, 1, stop_id=2, inputs={"source": source})
+    # `generate_greedy` runs either kind of file, each as it is meant to run.
+    got, _ = deploy.generate_greedy(cached_translator.path, prompt, 1, stop_id=2, source=source)
+    full, _ = deploy.generate_greedy(full_path, prompt, 1, stop_id=2, source=source)
     # The cached int8 file follows Keras as closely as the full-sequence one
     # (issue 18). Measured on an AVX2-only machine, cached against full:
     # TensorFlow 0.97 / 0.97, JAX 1.00 / 1.00, PyTorch 0.97 / 0.99; PyTorch

@@ -92,11 +92,7 @@ def translate(name, data_dir):
     prompt = np.zeros((count, lengths["target"]), "int32")
     prompt[:, 0] = spanish.token_id(text.START)
     end = spanish.token_id(text.END)
-    path = os.path.join(FOLDER, name)
-    if name.endswith("_cached_int8.tflite"):
-        ids, _ = deploy.TFLiteGenerator(path).generate(prompt, source=source, stop_token_ids=[end])
-    else:
-        ids, _ = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
+    ids, _ = deploy.generate_greedy(os.path.join(FOLDER, name), prompt, 1, stop_id=end, source=source)
     return generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), [s for _, s in test[:count]])
 
 

@@ -120,10 +120,7 @@ def main():
         prompt = np.zeros_like(keras_ids)
         prompt[:, 0] = start
         source = english([e for e, _ in test])
-        if path.endswith("_cached_int8.tflite"):
-            ids, seconds = deploy.TFLiteGenerator(path).generate(prompt, source=source, stop_token_ids=[end])
-        else:
-            ids, seconds = deploy.decode_greedy(path, prompt, 1, stop_id=end, inputs={"source": source})
+        ids, seconds = deploy.generate_greedy(path, prompt, 1, stop_id=end, source=source)
         translations[path] = ids
         scores = {
             "bleu": generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), [s for _, s in test]),

@@ -7,6 +7,7 @@ from keras_superattn.deploy.convert import check_full_integer
 from keras_superattn.deploy.convert import convert
 from keras_superattn.deploy.generate import TFLiteGenerator
 from keras_superattn.deploy.generate import decode_greedy
+from keras_superattn.deploy.generate import generate_greedy
 from keras_superattn.deploy.inspection import format_report
 from keras_superattn.deploy.inspection import inspect
 from keras_superattn.deploy.runtime import TFLiteModel
@@ -21,5 +22,6 @@ __all__ = [
     "convert_generator",
     "decode_greedy",
     "format_report",
+    "generate_greedy",
     "inspect",
 ]

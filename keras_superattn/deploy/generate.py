@@ -59,6 +59,29 @@ def decode_greedy(model, ids, start, stop_id=None, inputs=None, ids_name=None):
     return filled, float(np.sum(calls)) / max(1, len(calls) * len(filled))
 
 
+def generate_greedy(path, prompt, start, stop_id=None, source=None):
+    """Greedy generation with either kind of next-token file: a cached one of
+    `convert_generator` (one `decode` step a token) or a full-sequence one
+    (`decode_greedy`), so that the two are scored alike.
+
+    Args:
+        path: the `.tflite` file.
+        prompt: int array `(N, T)`, the prompt in its first `start` columns.
+        start, stop_id: as in `generation.decode`.
+        source: for a translator, the source ids `(N, S)`.
+
+    Returns:
+        `(ids, seconds per token)`, as `decode_greedy`.
+    """
+    prompt = np.asarray(prompt, np.int32)
+    if set(Interpreter(model_path=os.fspath(path)).get_signature_list()) == {PREFILL, DECODE}:
+        mask = np.broadcast_to(np.arange(prompt.shape[1]) < start, prompt.shape)
+        return TFLiteGenerator(path).generate(
+            prompt, padding_mask=mask, source=source, stop_token_ids=None if stop_id is None else [stop_id]
+        )
+    return decode_greedy(path, prompt, start, stop_id=stop_id, inputs=None if source is None else {"source": source})
+
+
 class TFLiteGenerator:
     """Runs a file of `convert_generator` with LiteRT: the prompt once
     (`prefill`), then one `decode` step per token, the cache kept here.
