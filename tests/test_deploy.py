@@ -217,6 +217,24 @@ def test_convert_from_any_backend(tmp_path, mnist_images, trained_vits, data_dir
     assert runtime.evaluate(x, y) == pytest.approx(keras_accuracy, abs=0.05)
 
 
+@pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="on TensorFlow conversion runs in this process")
+def test_the_tensorflow_process_reports_failures_and_serves_on(tmp_path, mnist_images, trained_vits):
+    from keras_superattn.deploy import _worker
+
+    calibration, x, _ = mnist_images
+    model = trained_vits["optimized"]
+    (tmp_path / "broken.keras").write_bytes(b"not a zip archive")
+    with pytest.raises(ValueError, match=r"(?s)subprocess failed \(see the error output\):\nTraceback.*broken"):
+        deploy.convert(str(tmp_path / "broken.keras"), tmp_path / "x.tflite", verbose=False)
+    first = deploy.convert(model, tmp_path / "a.tflite", quantization="float32", verbose=False)
+    process = _worker._server["process"]
+    process.kill()  # as if it had crashed: the next conversion starts another
+    process.wait()
+    second = deploy.convert(model, tmp_path / "b.tflite", quantization="float32", verbose=False)
+    assert _worker._server["process"].pid != process.pid
+    for conversion in (first, second):
+        np.testing.assert_allclose(deploy.TFLiteModel(conversion.path).predict(x), predict(model, x), atol=1e-5)
+
 @on_tensorflow
 def test_inspect_reports_where_attention_leaves_the_edge_tpu(tmp_path, mnist_images):
     calibration, _, _ = mnist_images
