@@ -280,23 +280,20 @@ def _calibration_samples(generator, samples):
     sentences instead of 97 %). The steps at padding calibrate the later
     positions, which a greedy output longer than its sequence reaches."""
     tokens = samples["target"] if generator.is_translator else next(iter(samples.values()))
-    prefill = {"tokens": tokens}
-    decode = {"token": [], "index": []}
-    for row in range(len(tokens)):
-        source = samples["source"][row : row + 1] if generator.is_translator else None
-        _, _, cache = generator.build_cache(tokens[row : row + 1], source)
-        named = _split(_blocks(cache["self"]), "cache", _streams(generator, "self_attention_layer"))
-        if generator.is_translator:
-            named.update(_split(_blocks(cache["cross"]), "cross", _streams(generator, "cross_attention_layer")))
-            named["source"] = source
-        for index in range(tokens.shape[1] - 1):  # the last position is never decoded
-            decode["token"].append(tokens[row : row + 1, index : index + 1])
-            decode["index"].append(np.array([index], np.int32))
-            for name, value in named.items():
-                decode.setdefault(name, []).append(keras.ops.convert_to_numpy(value))
+    source = samples["source"] if generator.is_translator else None
+    _, _, cache = generator.build_cache(tokens, source)  # every row at once
+    named = _split(_blocks(cache["self"]), "cache", _streams(generator, "self_attention_layer"))
     if generator.is_translator:
-        prefill["source"] = samples["source"]
-    decode = {name: np.concatenate(values) for name, values in decode.items()}
+        named.update(_split(_blocks(cache["cross"]), "cross", _streams(generator, "cross_attention_layer")))
+        named["source"] = source
+    positions = tokens.shape[1] - 1  # the last position is never decoded
+    # One decoding sample per row and position, row by row.
+    decode = {
+        "token": tokens[:, :positions].reshape(-1, 1),  # (B * positions, 1)
+        "index": np.tile(np.arange(positions, dtype=np.int32), len(tokens)),  # (B * positions,)
+        **{name: np.repeat(keras.ops.convert_to_numpy(value), positions, axis=0) for name, value in named.items()},
+    }
+    prefill = {"tokens": tokens, **({"source": source} if generator.is_translator else {})}
     return {PREFILL: prefill, DECODE: decode}
 
 
