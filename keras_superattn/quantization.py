@@ -20,9 +20,10 @@ import keras
 
 from keras_superattn.layers.fake_quant import QUANTIZED_LAYERS
 from keras_superattn.layers.fake_quant import ActivationQuantizer
+from keras_superattn.layers.fake_quant import NoQuantizationAwareForm
 from keras_superattn.layers.fake_quant import QuantizationAware
 
-__all__ = ["ActivationQuantizer", "calibrate", "is_quantization_aware", "quantize_model"]
+__all__ = ["ActivationQuantizer", "NoQuantizationAwareForm", "calibrate", "is_quantization_aware", "quantize_model"]
 
 # Layers whose output has the int8 scale of their input: no range of their own.
 _SCALE_PRESERVING = (
@@ -84,7 +85,7 @@ def quantize_model(model, calibration_data, batch_size=32):
         if type(layer) in QUANTIZED_LAYERS:
             return QUANTIZED_LAYERS[type(layer)].from_config(config)
         if isinstance(layer, keras.layers.MultiHeadAttention):
-            raise ValueError(
+            raise NoQuantizationAwareForm(
                 "quantize_model needs the package's attention layers, which simulate the int8 attention core. "
                 f"Received: a keras.layers.MultiHeadAttention ({layer.name!r}); use StandardAttention"
             )

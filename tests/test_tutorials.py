@@ -46,23 +46,26 @@ def quick_test_split(tutorial, data_dir):
 # A classification tutorial's quick run tests the harness end to end, which
 # is the same code on every backend and for every variant: each runs on one
 # backend, so that every backend runs one, with two variants (every variant
-# once over the three), and checks the checkpoints that backend saved. The
-# layers and models are tested for every variant on every backend elsewhere.
+# once over the three), and checks the checkpoints that backend saved; one
+# adds a quantization-aware fine-tune (the layers' QAT is tested per backend
+# in test_quantization). The layers and models are tested for every variant
+# on every backend elsewhere.
 @pytest.mark.parametrize(
-    "tutorial, variants, backend",
+    "tutorial, variants, backend, qat_epochs",
     [
-        ("sentiment_imdb.py", ["super", "mha"], "tensorflow"),
-        ("vit_mnist.py", ["optimized", "efficient"], "jax"),
-        ("vit_cifar10.py", ["standard", "super"], "torch"),
+        ("sentiment_imdb.py", ["super", "mha"], "tensorflow", 1),
+        ("vit_mnist.py", ["optimized", "efficient"], "jax", 0),
+        ("vit_cifar10.py", ["standard", "super"], "torch", 0),
     ],
 )
-def test_quick_run_reports_its_variants(tmp_path, data_dir, tutorial, variants, backend):
+def test_quick_run_reports_its_variants(tmp_path, data_dir, tutorial, variants, backend, qat_epochs):
     from keras_superattn import deploy
     from keras_superattn.training import experiments
 
     if keras.backend.backend() != backend:
         pytest.skip(f"the quick run of {tutorial} is tested on {backend}")
-    results, stdout = run_tutorial(tutorial, tmp_path, data_dir, "--variants", ",".join(variants))
+    qat = ["--qat-epochs", str(qat_epochs)] if qat_epochs else []
+    results, stdout = run_tutorial(tutorial, tmp_path, data_dir, "--variants", ",".join(variants), *qat)
     assert results["backend"] == keras.backend.backend()
     assert list(results["summary"]) == variants
     x_test, y_test = quick_test_split(tutorial, data_dir)
@@ -79,24 +82,17 @@ def test_quick_run_reports_its_variants(tmp_path, data_dir, tutorial, variants, 
         int8 = deploy.TFLiteModel(tmp_path / "tflite" / f"{variant}_int8.tflite")
         assert int8.evaluate(x_test, y_test) == pytest.approx(summary["best_int8_test_accuracy"], abs=1e-9)
         assert 0.0 < summary["best_int8_agreement"] <= 1.0
+        if qat_epochs and variant == "mha":  # Keras' layer has no quantization-aware form: skipped, said
+            assert "qat_epochs" not in summary and "--- mha: no quantization-aware fine-tune" in stdout
+        elif qat_epochs:
+            assert summary["qat_epochs"] == qat_epochs
+            qat = deploy.TFLiteModel(tmp_path / "tflite" / f"{variant}_qat_int8.tflite")
+            assert qat.evaluate(x_test, y_test) == pytest.approx(summary["best_qat_int8_test_accuracy"], abs=1e-9)
+            assert 0.5 < summary["best_qat_int8_agreement"] <= 1.0
         assert f"| {variant} |" in stdout  # the final table
+    assert ("quantization-aware int8" in stdout) == bool(qat_epochs)
     for name in ("results.md", "results.png"):
         assert (tmp_path / name).stat().st_size > 0
-
-
-@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the harness; quantization-aware training "
-                    "is tested per backend in test_quantization")
-def test_quick_run_with_quantization_aware_fine_tuning(tmp_path, data_dir):
-    from keras_superattn import deploy
-
-    results, stdout = run_tutorial("sentiment_imdb.py", tmp_path, data_dir, "--variants", "super", "--qat-epochs", "1")
-    summary = results["summary"]["super"]
-    assert summary["qat_epochs"] == 1
-    x_test, y_test = quick_test_split("sentiment_imdb.py", data_dir)
-    qat = deploy.TFLiteModel(tmp_path / "tflite" / "super_qat_int8.tflite")
-    assert qat.evaluate(x_test, y_test) == pytest.approx(summary["best_qat_int8_test_accuracy"], abs=1e-9)
-    assert 0.5 < summary["best_qat_int8_agreement"] <= 1.0
-    assert "quantization-aware int8" in stdout
 
 
 @pytest.mark.skipif(keras.backend.backend() != "torch", reason="the harness; resuming is tested per backend in "

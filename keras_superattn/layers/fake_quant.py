@@ -110,6 +110,11 @@ class ActivationQuantizer(keras.layers.Layer):
         return config
 
 
+class NoQuantizationAwareForm(ValueError):
+    """Raised for a layer that has no quantization-aware form, such as
+    `keras.layers.MultiHeadAttention`."""
+
+
 class QuantizationAware:
     """Mixin of the package's layers that can fake-quantize their inner tensors.
 

@@ -10,6 +10,7 @@ entry in `VARIANTS`; its costs follow from its `projects_key` /
 import keras
 
 from keras_superattn.layers.efficient_attention import EfficientAttention
+from keras_superattn.layers.fake_quant import NoQuantizationAwareForm
 from keras_superattn.layers.optimized_attention import OptimizedAttention
 from keras_superattn.layers.standard_attention import StandardAttention
 from keras_superattn.layers.super_attention import SuperAttention
@@ -23,9 +24,14 @@ VARIANTS = {
 }
 
 
-def multi_head_attention(width, num_heads, **kwargs):
+def multi_head_attention(width, num_heads, quantization_aware=False, **kwargs):
     """Keras' own `MultiHeadAttention`, the outside reference, with
     `key_dim = width / num_heads` so that it matches the variants' heads."""
+    if quantization_aware:
+        raise NoQuantizationAwareForm(
+            "Keras' MultiHeadAttention (attention='mha') has no quantization-aware form: quantization-aware "
+            "training needs the package's attention layers. Received: attention='mha', quantization_aware=True"
+        )
     if width % num_heads:
         raise ValueError(
             "MultiHeadAttention needs a width that `num_heads` divides. "
