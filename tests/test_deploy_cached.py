@@ -2,14 +2,13 @@
 
 import functools
 
-import keras
 import numpy as np
 import pytest
 
 from keras_superattn import deploy
 from keras_superattn import generation
-from keras_superattn import layers
 from keras_superattn import models
+from tests.helpers import CONVERTED_HERE
 from tests.helpers import VOCABULARY
 from tests.helpers import counting_sequences
 from tests.helpers import trained
@@ -17,9 +16,6 @@ from tests.helpers import trained
 pytestmark = pytest.mark.slow  # trains, converts or spawns processes
 
 LENGTH = 12
-# Conversion runs in TensorFlow; from JAX and PyTorch it goes through a
-# subprocess, checked with one variant.
-CONVERTED = list(layers.VARIANTS) if keras.backend.backend() == "tensorflow" else ["super"]
 MIXING = {"super": {"alignment_initializer": "glorot_uniform"}}
 
 
@@ -37,7 +33,7 @@ def language_models(tmp_path_factory):
     prompts = np.where(np.arange(LENGTH) < 3, inputs[300:364], 0)
     prompts[::2, 1:3] = 0  # prompts of one and of three tokens in one batch
     files = {}
-    for variant in CONVERTED:
+    for variant in CONVERTED_HERE:
         build = functools.partial(
             models.language_model, variant, VOCABULARY, LENGTH, embedding_dim=32, num_layers=2,
             attention_kwargs=MIXING.get(variant),
@@ -56,7 +52,7 @@ def language_models(tmp_path_factory):
     return files
 
 
-@pytest.mark.parametrize("variant", CONVERTED)
+@pytest.mark.parametrize("variant", CONVERTED_HERE)
 def test_cached_files_generate_what_keras_does(language_models, variant):
     model, prompts, full, int8, float32 = language_models[variant]
     want = generation.Generator(model).generate(prompts)
@@ -74,7 +70,7 @@ def test_cached_files_generate_what_keras_does(language_models, variant):
     assert (want[:, :3][mask[:, :3]] == prompts[:, :3][mask[:, :3]]).all()
 
 
-@pytest.mark.parametrize("variant", CONVERTED)
+@pytest.mark.parametrize("variant", CONVERTED_HERE)
 def test_int8_cache_is_full_integer_with_one_scale_per_tensor(language_models, variant):
     _, _, _, int8, _ = language_models[variant]
     with open(int8.path, "rb") as f:
@@ -94,9 +90,9 @@ def test_int8_cache_is_full_integer_with_one_scale_per_tensor(language_models, v
 
 def test_efficient_caches_half_of_standard(language_models):
     if "standard" not in language_models:
-        pytest.skip("all variants convert on TensorFlow")
+        pytest.skip("Standard and Efficient convert on TensorFlow")
     bytes_per_token = {variant: files[3].cache_bytes_per_token for variant, files in language_models.items()}
-    assert bytes_per_token["efficient"] * 2 == bytes_per_token["standard"] == bytes_per_token["super"]
+    assert bytes_per_token["efficient"] * 2 == bytes_per_token["standard"]
     assert language_models["standard"][4].cache_bytes_per_token == 4 * bytes_per_token["standard"]  # float32
 
 
@@ -133,7 +129,7 @@ def test_cached_int8_translator_translates_as_keras(cached_translator, translato
 
 
 def test_cached_conversion_errors(language_models, tmp_path):
-    variant = CONVERTED[0]
+    variant = CONVERTED_HERE[0]
     model, _, full, _, _ = language_models[variant]
     with pytest.raises(ValueError, match=r"`quantization` must be one of \('int8', 'float32'\). Received: "
                                          r"quantization='int16x8'"):

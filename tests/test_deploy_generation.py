@@ -2,14 +2,13 @@
 
 import functools
 
-import keras
 import numpy as np
 import pytest
 
 from keras_superattn import deploy
 from keras_superattn import generation
-from keras_superattn import layers
 from keras_superattn import models
+from tests.helpers import CONVERTED_HERE
 from tests.helpers import VOCABULARY
 from tests.helpers import counting_sequences
 from tests.helpers import trained
@@ -17,9 +16,6 @@ from tests.helpers import trained
 pytestmark = pytest.mark.slow  # trains, converts or spawns processes
 
 LENGTH = 10
-# Conversion runs in TensorFlow; from JAX and PyTorch it goes through a
-# subprocess, checked with one variant.
-CONVERTED = list(layers.VARIANTS) if keras.backend.backend() == "tensorflow" else ["super"]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +24,7 @@ def language_model_files(tmp_path_factory):
     rng = np.random.default_rng(0)
     sequences = counting_sequences(rng, 512, LENGTH)
     files = {}
-    for variant in CONVERTED:
+    for variant in CONVERTED_HERE:
         build = functools.partial(models.language_model, variant, VOCABULARY, LENGTH, embedding_dim=32, num_layers=1)
         model = trained(build, sequences[:, :-1], sequences[:, 1:])
         path = tmp_path_factory.mktemp(variant) / "lm_int8.tflite"
@@ -40,7 +36,7 @@ def language_model_files(tmp_path_factory):
     return files
 
 
-@pytest.mark.parametrize("variant", CONVERTED)
+@pytest.mark.parametrize("variant", CONVERTED_HERE)
 def test_int8_language_model_does_not_see_the_future(language_model_files, variant):
     _, file, conversion = language_model_files[variant]
     assert conversion.agreement >= 0.97  # the file computes what the model does
@@ -56,7 +52,7 @@ def test_int8_language_model_does_not_see_the_future(language_model_files, varia
         assert not np.array_equal(got[:, t + 1 :], logits[:, t + 1 :])
 
 
-@pytest.mark.parametrize("variant", CONVERTED)
+@pytest.mark.parametrize("variant", CONVERTED_HERE)
 def test_int8_language_model_continues_as_keras(language_model_files, variant):
     model, file, _ = language_model_files[variant]
     prompts = np.zeros((16, LENGTH), "int32")
