@@ -235,6 +235,7 @@ def test_the_tensorflow_process_reports_failures_and_serves_on(tmp_path, mnist_i
     for conversion in (first, second):
         np.testing.assert_allclose(deploy.TFLiteModel(conversion.path).predict(x), predict(model, x), atol=1e-5)
 
+
 @on_tensorflow
 def test_inspect_reports_where_attention_leaves_the_edge_tpu(tmp_path, mnist_images):
     calibration, _, _ = mnist_images
