@@ -45,12 +45,16 @@ def generative_samples(data_dir, manifest):
     spanish = text.SubwordTokenizer.load(spanish_file, lengths["target"] + 1)  # start + target, or target + end
     _, _, pairs = datasets.load_spa_eng(data_dir)
     _, reviews = datasets.load_imdb_text(data_dir)
+    language_model = manifest["language_model_standard_int8.tflite"]
+    language_model_length = deploy.TFLiteModel(
+        os.path.join(FOLDER, "language_model_standard_int8.tflite")).inputs["tokens"]["shape"][1]
     return {
         "translation": {
             "source": english([e for e, _ in pairs[:SAMPLES]]),
             "target": spanish([s for _, s in pairs[:SAMPLES]], start=True, end=True)[:, :-1],
         },
-        "language_model": text.Tokenizer.load(os.path.join(FOLDER, "language_model_vocabulary.json"))(
+        "language_model": text.SubwordTokenizer.load(
+            os.path.join(FOLDER, language_model["vocabularies"][0]), language_model_length + 1)(
             reviews[:SAMPLES])[:, :-1],
     }
 
@@ -86,8 +90,13 @@ def test_committed_models_match_x86_on_arm64(emulator, data_dir, imdb_test_seque
         decisions = (lambda o: o.argmax(-1)) if ref.shape[-1] > 1 else (lambda o: o[:, 0] > 0)
         if ref.ndim == 2:  # a classifier: no decision may change
             np.testing.assert_array_equal(decisions(arm), decisions(ref), err_msg=name)
-        else:  # next-token logits: 4,000-5,000-way int8 argmaxes have exact ties that one step can break
-            assert np.mean(decisions(arm) == decisions(ref)) >= 0.98, name
+        else:
+            # Next-token logits: 4,000-way int8 argmaxes have ties and near-ties that a step breaks
+            # (the subword language models, at perplexity ~90: 1.1-2.2 % of decisions differ, each
+            # within 2 steps of x86's best), so every arm64 choice must be a near-tie on x86.
+            chosen = np.take_along_axis(ref, decisions(arm)[..., None], axis=-1)[..., 0]
+            assert (ref.max(axis=-1) - chosen).max() <= CLOSE_STEPS, name
+            assert np.mean(decisions(arm) == decisions(ref)) >= 0.97, name
 
 
 def test_cached_generator_file_matches_x86_on_arm64(emulator, tmp_path):

@@ -20,9 +20,12 @@ agreement with the Keras model); their files and vocabularies are copied here
 with those scores, and timed and checked on arm64 here: one invocation is one
 generated token. Their files with a cached decoding step
 (`<task>_<variant>_cached_int8.tflite`, `deploy.TFLiteGenerator`) are copied
-with the tutorial's scores. Each translator file, cached or not, is also
-scored here on the first 200 test sentences (BLEU), which the test suite
-re-scores.
+with the tutorial's scores and checked on arm64 by their `prefill`. Each
+translator file, cached or not, is also scored here on the first 200 test
+sentences (BLEU), each full-sequence language model on the first windows of
+the first 200 test reviews (perplexity), and each cached language model by
+its greedy continuations of 50 of them against its full-sequence file's;
+the test suite re-scores them.
 """
 
 import argparse
@@ -48,6 +51,9 @@ from keras_superattn.training import timing  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUBSET = 2000  # the fixed test subset the test suite re-scores
 TRANSLATION_SUBSET = 200  # the same for the translators (each sentence is ~20 invocations)
+LANGUAGE_MODEL_SUBSET = 200  # and the language models: each of these test reviews' first window,
+LANGUAGE_MODEL_PROMPTS = 50  # the first of them continued greedily
+PROMPT_PIECES = 16  # from their first pieces, as the tutorial's prompts
 SETTINGS = ("title", "epochs", "batch_size", "learning_rate_schedule")  # recorded from results.json
 ARM64_SAMPLES = 50
 CLASSIFIER_QUANTIZATIONS = ("int8", "int8_xnnpack")
@@ -145,19 +151,21 @@ def add_speed(entries, paths, task, latency_key):
         entry["memory_kb"] = memory_kb(paths[name])
 
 
-def check_arm64(entries, paths, inputs):
-    """Largest int8-step difference between emulated arm64 and x86 outputs."""
+def check_arm64(entries, jobs):
+    """Largest int8-step difference between emulated arm64 and x86 outputs;
+    `jobs` gives each entry's `(job, inputs)` of `arm64.run_on_arm64`."""
     if arm64.emulator_root() is None:
         for entry in entries.values():
             entry["arm64_check"] = f"not run: no emulator ({arm64.ROOT_ENV} unset)"
         return
-    jobs = {paths[name]: inputs[name] for name in entries}
-    outputs, x86 = arm64.run_on_arm64(jobs), arm64.run_on_host(jobs)
+    runs = dict(jobs.values())
+    outputs, x86 = arm64.run_on_arm64(runs), arm64.run_on_host(runs)
     for name, entry in entries.items():
-        steps = int(np.abs(outputs[paths[name]].astype(int) - x86[paths[name]].astype(int)).max())
+        job, inputs = jobs[name]
+        steps = int(np.abs(outputs[job].astype(int) - x86[job].astype(int)).max())
         entry["arm64_check"] = {
             "cpu": f"qemu-aarch64 -cpu {arm64.CPU}, ai-edge-litert aarch64, 1 thread",
-            "samples": len(next(iter(inputs[name].values())) if isinstance(inputs[name], dict) else inputs[name]),
+            "samples": len(next(iter(inputs.values())) if isinstance(inputs, dict) else inputs),
             "max_int8_step_difference_vs_x86": steps,
         }
 
@@ -194,7 +202,7 @@ def build(task, run_dir, data_dir):
             }
             paths[name] = path
             inputs[name] = model.quantize(x_test[:ARM64_SAMPLES])
-    check_arm64(entries, paths, inputs)
+    check_arm64(entries, {name: (paths[name], inputs[name]) for name in entries})
     add_speed(entries, paths, task, "latency_ms_1_thread")
     return entries
 
@@ -219,20 +227,44 @@ def translation_tokenizers(run_dir):
 
 def generative_inputs(task, run_dir, data_dir):
     """The first `ARM64_SAMPLES` test inputs of a generative task, as ids."""
-    from keras_superattn import text
-
     if task == "translation":
         _, _, test = datasets.load_spa_eng(data_dir)
         pairs = test[:ARM64_SAMPLES]
         english, spanish = translation_tokenizers(run_dir)
         target = spanish([s for _, s in pairs], start=True, end=True)
         return {"source": english([e for e, _ in pairs]), "target": target[:, :-1]}
+    return language_model_windows(run_dir, data_dir)[:ARM64_SAMPLES, :-1]
+
+
+def language_model_windows(run_dir, data_dir):
+    """The first window of each of the first `LANGUAGE_MODEL_SUBSET` test
+    reviews, ids `(N, length + 1)`: inputs, and targets shifted by one."""
+    from keras_superattn import text
+
     _, reviews = datasets.load_imdb_text(data_dir)
     with open(os.path.join(run_dir, "results.json")) as f:
         length = json.load(f)["config"]["sequence_length"]
-    # Each review's first window, as the tutorial's prompts.
     tokenizer = text.SubwordTokenizer.load(os.path.join(run_dir, "subwords.model"), length + 1)
-    return tokenizer(reviews[:ARM64_SAMPLES])[:, :-1]
+    return tokenizer(reviews[:LANGUAGE_MODEL_SUBSET])
+
+
+def continue_prompts(path, windows):
+    """A language-model file's greedy continuations of the windows' first
+    `PROMPT_PIECES` pieces, `LANGUAGE_MODEL_PROMPTS` of them."""
+    prompt = windows[:LANGUAGE_MODEL_PROMPTS, :-1].copy()
+    prompt[:, PROMPT_PIECES:] = 0
+    return deploy.generate_greedy(path, prompt, PROMPT_PIECES)[0]
+
+
+def language_model_subset_scores(path, windows):
+    """What the test suite re-scores of a full-sequence language-model file."""
+    from keras_superattn import generation
+
+    file = deploy.TFLiteModel(path)
+    return {
+        "subset_size": LANGUAGE_MODEL_SUBSET,
+        "int8_subset_perplexity": generation.perplexity(file.predict, windows[:, :-1], windows[:, 1:]),
+    }
 
 
 def translation_subset_bleu(path, run_dir, data_dir):
@@ -259,6 +291,7 @@ def build_generative(task, run_dir, data_dir):
     for vocabulary in vocabularies:
         shutil.copyfile(os.path.join(run_dir, vocabulary), os.path.join(HERE, f"{task}_{vocabulary}"))
     test_inputs = generative_inputs(task, run_dir, data_dir)
+    windows = language_model_windows(run_dir, data_dir) if task == "language_model" else None
     entries, paths, inputs = {}, {}, {}
     for variant, summary in results["summary"].items():
         int8 = summary["int8"]
@@ -280,7 +313,8 @@ def build_generative(task, run_dir, data_dir):
                    if task != "translation" else {}),
                 "int8_greedy_agreement": scores["greedy_agreement"],
                 "int8_token_agreement_with_keras": scores["token_agreement"],
-                **(subset_scores(path, run_dir, data_dir, results) if task == "translation" else {}),
+                **(subset_scores(path, run_dir, data_dir, results) if task == "translation"
+                   else language_model_subset_scores(path, windows)),
             }
             paths[name] = path
             model = deploy.TFLiteModel(path)
@@ -288,10 +322,15 @@ def build_generative(task, run_dir, data_dir):
                 {key: model.quantize(value, key) for key, value in test_inputs.items()}
                 if isinstance(test_inputs, dict) else model.quantize(test_inputs)
             )
-    check_arm64(entries, paths, inputs)
-    cached = cached_entries(task, run_dir, data_dir, results)
-    entries.update(cached)
+    cached = cached_entries(task, run_dir, data_dir, results, windows)
     paths.update((name, os.path.join(HERE, name)) for name in cached)
+    # A cached file is checked by its prefill: the prompt's logits, each row a batch of one.
+    prefill = ({"tokens": test_inputs["target"][:, None], "source": test_inputs["source"][:, None]}
+               if task == "translation" else {"tokens": test_inputs[:, None]})
+    jobs = {name: (paths[name], inputs[name]) for name in entries}
+    jobs.update((name, ((paths[name], "prefill", "logits"), prefill)) for name in cached)
+    entries.update(cached)
+    check_arm64(entries, jobs)
     add_speed(entries, paths, task, "latency_ms_per_token_1_thread")
     for name, entry in cached.items():
         full_sequence = entries[name.replace("_cached_int8", "_int8")]
@@ -310,11 +349,12 @@ def subset_scores(path, run_dir, data_dir, results):
     }
 
 
-def cached_entries(task, run_dir, data_dir, results):
+def cached_entries(task, run_dir, data_dir, results, windows=None):
     """The files with a cached decoding step (`prefill` / `decode`), copied
     with the tutorial's scores: greedy agreement with the Keras model (and,
     for a translator, BLEU and agreement with the uncached int8 file) and
-    cache bytes per token; `add_speed` times them."""
+    cache bytes per token; `add_speed` times them. A language model's file is
+    also compared here with its uncached int8 file on `windows`' prompts."""
     tutorial = GENERATIVE[task][0]
     entries = {}
     for variant, summary in results["summary"].items():
@@ -338,6 +378,13 @@ def cached_entries(task, run_dir, data_dir, results):
                 int8_greedy_agreement_with_int8_file=cached["greedy_agreement_with_int8_file"],
                 int8_greedy_agreement_full_length=cached["greedy_agreement_full_length"],
                 **subset_scores(path, run_dir, data_dir, results),
+            )
+        else:
+            uncached = continue_prompts(os.path.join(HERE, name.replace("_cached_int8", "_int8")), windows)
+            entries[name].update(
+                subset_size=LANGUAGE_MODEL_PROMPTS, prompt_pieces=PROMPT_PIECES,
+                int8_subset_greedy_agreement_with_int8_file=float(
+                    np.mean((continue_prompts(path, windows) == uncached).all(axis=1))),
             )
     return entries
 
