@@ -162,18 +162,20 @@ def test_committed_language_model_scores_as_its_manifest_says(name, language_mod
 @pytest.mark.parametrize("name", [name for name in LANGUAGE_MODELS if "_cached_" in name])
 def test_committed_cached_language_model_continues_as_its_manifest_says(name, language_model_windows):
     entry = MANIFEST["models"][name]
-    check_cached_file(name)
-    uncached = name.replace("_cached_int8", "_int8")
     pieces = entry["prompt_pieces"]
     prompt = language_model_windows[: entry["subset_size"], :-1].copy()
     prompt[:, pieces:] = 0
-    ids = {file: deploy.generate_greedy(os.path.join(FOLDER, file), prompt, pieces)[0] for file in (name, uncached)}
-    agreement = np.mean((ids[name] == ids[uncached]).all(axis=1))
-    assert agreement == pytest.approx(entry["int8_subset_greedy_agreement_with_int8_file"], abs=0.02)
+    ids, _ = deploy.generate_greedy(check_cached_file(name), prompt, pieces)
+    # Each piece the cached file chose against the full-sequence file's decision on the same prefix.
+    uncached = name.replace("_cached_int8", "_int8")
+    logits = deploy.TFLiteModel(os.path.join(FOLDER, uncached)).predict(ids)
+    agreement = np.mean(logits[:, pieces - 1 : -1].argmax(-1) == ids[:, pieces:])
+    assert agreement == pytest.approx(entry["int8_subset_decision_agreement_with_int8_file"], abs=0.01)
+    assert agreement >= 0.93
     # Measured by the tutorial on 200 test prompts, each continued by 48
     # pieces: the whole continuation is the Keras model's as often as the
     # uncached int8 file's is (one changed piece changes all that follows),
-    # and 4.4-6.5 times faster per token.
+    # and 4.4-6.2 times faster per token.
     assert entry["int8_greedy_agreement"] >= MANIFEST["models"][uncached]["int8_greedy_agreement"] - 0.03
     assert entry["speedup_over_full_sequence_file"] >= 3
 
