@@ -225,25 +225,21 @@ def translation_tokenizers(run_dir):
     return english, spanish
 
 
-def generative_inputs(task, run_dir, data_dir):
-    """The first `ARM64_SAMPLES` test inputs of a generative task, as ids."""
-    if task == "translation":
-        _, _, test = datasets.load_spa_eng(data_dir)
-        pairs = test[:ARM64_SAMPLES]
-        english, spanish = translation_tokenizers(run_dir)
-        target = spanish([s for _, s in pairs], start=True, end=True)
-        return {"source": english([e for e, _ in pairs]), "target": target[:, :-1]}
-    return language_model_windows(run_dir, data_dir)[:ARM64_SAMPLES, :-1]
+def translation_inputs(run_dir, data_dir):
+    """The first `ARM64_SAMPLES` test pairs, as the translators' input ids."""
+    _, _, test = datasets.load_spa_eng(data_dir)
+    pairs = test[:ARM64_SAMPLES]
+    english, spanish = translation_tokenizers(run_dir)
+    target = spanish([s for _, s in pairs], start=True, end=True)
+    return {"source": english([e for e, _ in pairs]), "target": target[:, :-1]}
 
 
-def language_model_windows(run_dir, data_dir):
+def language_model_windows(run_dir, data_dir, length):
     """The first window of each of the first `LANGUAGE_MODEL_SUBSET` test
     reviews, ids `(N, length + 1)`: inputs, and targets shifted by one."""
     from keras_superattn import text
 
     _, reviews = datasets.load_imdb_text(data_dir)
-    with open(os.path.join(run_dir, "results.json")) as f:
-        length = json.load(f)["config"]["sequence_length"]
     tokenizer = text.SubwordTokenizer.load(os.path.join(run_dir, "subwords.model"), length + 1)
     return tokenizer(reviews[:LANGUAGE_MODEL_SUBSET])
 
@@ -300,8 +296,11 @@ def build_generative(task, run_dir, data_dir):
         results = json.load(f)
     for vocabulary in vocabularies:
         shutil.copyfile(os.path.join(run_dir, vocabulary), os.path.join(HERE, f"{task}_{vocabulary}"))
-    test_inputs = generative_inputs(task, run_dir, data_dir)
-    windows = language_model_windows(run_dir, data_dir) if task == "language_model" else None
+    if task == "translation":
+        test_inputs, windows = translation_inputs(run_dir, data_dir), None
+    else:
+        windows = language_model_windows(run_dir, data_dir, results["config"]["sequence_length"])
+        test_inputs = windows[:ARM64_SAMPLES, :-1]  # the first `ARM64_SAMPLES` test inputs, as ids
     entries, paths, inputs = {}, {}, {}
     for variant, summary in results["summary"].items():
         int8 = summary["int8"]
