@@ -44,7 +44,8 @@ MIXING_FORMS = {
 
 
 class MixedAs(layers.SuperAttention):
-    """Super Attention with its `(B, s, d)` values mixed by `MIXING_FORMS[form]`."""
+    """Super Attention with its `(B, s, d)` values mixed by `MIXING_FORMS[form]`;
+    unmasked: only for timing."""
 
     form = None
 
