@@ -7,9 +7,15 @@ that drifting machine load hits them alike; the table gives the median time of
 each as a ratio to MultiHeadAttention's (`num_heads=h, key_dim=d // h`).
 
     KERAS_BACKEND=jax python benchmarks/layers.py --out runs/bench_jax.json
+
+Two runs of the same code can differ by a few hundredths even with many
+rounds, so a ratio near a target is best read over several runs:
+
+    python benchmarks/layers.py --summarize runs/bench_jax*.json
 """
 
 import argparse
+import collections
 import json
 import platform
 import statistics
@@ -127,6 +133,33 @@ def print_table(setting, result):
         )
 
 
+def summarize(paths):
+    """Prints, per backend and setting, each layer's ratio to Standard over the
+    run files at `paths` (written by `--out`): median and range."""
+    runs = collections.defaultdict(list)  # (backend, setting) -> [result of one run, ...]
+    for path in paths:
+        with open(path) as f:
+            report = json.load(f)
+        for result in report["results"]:
+            runs[report["backend"], tuple(result["setting"][key] for key in "Bldh")].append(result)
+
+    def cell(results, mode, name):
+        ratios = sorted(result[mode][name]["ratio_to_standard"] for result in results)
+        return f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+    for (backend, setting), results in sorted(runs.items()):
+        print(f"\n{backend}, (B, l, d, h) = {setting}, {len(results)} runs: ratio to Standard, median (range)")
+        print("| layer | forward | fwd+bwd | FLOPs |")
+        print("|---|---|---|---|")
+        for name in (*VARIANTS, "mha"):
+            if name == "standard":
+                continue
+            flops = results[0]["flop_ratio_to_standard"].get(name)
+            flops = "" if flops is None else f"{flops:.2f}"
+            forward, both = cell(results, "forward", name), cell(results, "forward_backward", name)
+            print(f"| {name} | {forward} | {both} | {flops} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15, help="timed calls per layer and mode")
@@ -136,7 +169,14 @@ def main():
         "--settings", default=None,
         help=f"B,l,d,h settings separated by ';' (default: {';'.join(','.join(map(str, s)) for s in SETTINGS)})",
     )
+    parser.add_argument(
+        "--summarize", nargs="+", metavar="FILE", default=None,
+        help="time nothing: summarise the ratios to Standard over these --out files",
+    )
     args = parser.parse_args()
+    if args.summarize:
+        summarize(args.summarize)
+        return
     settings = SETTINGS
     if args.settings:
         settings = tuple(tuple(int(v) for v in s.split(",")) for s in args.settings.split(";"))
