@@ -10,6 +10,14 @@ from keras_superattn._keras_compat import get_keras_mask
 from keras_superattn._keras_compat import set_keras_mask
 from keras_superattn._validation import check_positive_int
 from keras_superattn._validation import check_rate
+from keras_superattn.layers._attention_inputs import and_masks
+from keras_superattn.layers._attention_inputs import check_cache
+from keras_superattn.layers._attention_inputs import check_masks
+from keras_superattn.layers._attention_inputs import check_shapes
+from keras_superattn.layers._attention_inputs import combine_masks
+from keras_superattn.layers._attention_inputs import is_zero
+from keras_superattn.layers._attention_inputs import sequence_length
+from keras_superattn.layers._attention_inputs import streams_of
 from keras_superattn.layers.fake_quant import PROBABILITY_RANGE
 from keras_superattn.layers.fake_quant import QuantizationAware
 
@@ -170,7 +178,7 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
     def build(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
         key_shape = value_shape if key_shape is None else key_shape
-        width = _check_shapes(self.num_heads, query_shape, value_shape, key_shape)
+        width = check_shapes(self.num_heads, query_shape, value_shape, key_shape)
         self.head_dim = width // self.num_heads
         self.query_dense = self._dense("query", query_shape)
         self.key_dense = self._dense("key", key_shape) if self.projects_key else None
@@ -244,27 +252,27 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
         self_attention = value is None
         value = query if self_attention else value
         if cache is not None:
-            _check_cache(self, cache, key, return_attention_scores)
+            check_cache(self, cache, key, return_attention_scores)
         key = value if key is None else key
         query_mask = get_keras_mask(query) if query_mask is None else query_mask
         if value_mask is None and cache is None:
             value_mask = query_mask if self_attention else get_keras_mask(value)
         if key_mask is None and key is not value:
             key_mask = get_keras_mask(key)
-        source_length = _length(value) if cache is None else _length(_streams(cache)[0])
-        _check_masks(query, source_length, query_mask, value_mask, key_mask, attention_mask)
+        source_length = sequence_length(value) if cache is None else sequence_length(streams_of(cache)[0])
+        check_masks(query, source_length, query_mask, value_mask, key_mask, attention_mask)
         offset = 0 if cache_update_index is None else cache_update_index
-        mask = _combine_masks(
+        mask = combine_masks(
             query, source_length, query_mask, value_mask, key_mask, attention_mask, use_causal_mask, offset
         )  # (B | 1, l, s) or None
-        source_mask = _and_masks(value_mask, key_mask)  # (B, s) or None
+        source_mask = and_masks(value_mask, key_mask)  # (B, s) or None
 
         q = self._split_heads(self.query_dense(query))  # (B, l, h, d_k)
         if cache is None:
             k = self.key_dense(key) if self.key_dense else key  # (B, s, d)
             v = self._form_values(value, source_mask, use_causal_mask)  # (B, s, d)
         elif cache_update_index is None:
-            k, v = _streams(cache)[0], _streams(cache)[-1]  # (B, S, d)
+            k, v = streams_of(cache)[0], streams_of(cache)[-1]  # (B, S, d)
         else:
             k, v, mask, cache = self._attend_to_cache(
                 query, value, cache, cache_update_index, mask, source_mask, use_causal_mask
@@ -274,7 +282,7 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
         v_heads = k_heads if v is k else self._split_heads(v)  # (B, s, h, d_k)
         heads, weights = self._attend(q, k_heads, v_heads, mask, training, return_attention_scores)
         output = self.output_dense(
-            ops.reshape(heads, (-1, _length(heads), self.num_heads * self.head_dim))
+            ops.reshape(heads, (-1, sequence_length(heads), self.num_heads * self.head_dim))
         )  # (B, l, d)
         if query_mask is not None:
             set_keras_mask(output, query_mask)
@@ -292,8 +300,8 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
         updated cache: in an int8 file the cache update (a dynamic update
         slice) has no integer kernel, a concatenation has.
         """
-        streams = _streams(cache)  # (B, S, d) each
-        length, cached = _length(value), _length(streams[0])
+        streams = streams_of(cache)  # (B, S, d) each
+        length, cached = sequence_length(value), sequence_length(streams[0])
         entries = [
             ops.cast(entry, streams[0].dtype)
             for entry in self._cache_entries(value, streams[0], index, source_mask, use_causal_mask)
@@ -303,7 +311,7 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
             mask = ops.ones((1, 1, cached), "bool")
         rows = ops.shape(mask)[:2]  # (B | 1, l_q | 1)
         new = ops.slice(mask, (0, 0, index), (*rows, length))  # (B | 1, l_q | 1, l)
-        if not _is_zero(index):  # earlier positions hold tokens
+        if not is_zero(index):  # earlier positions hold tokens
             written = ops.arange(cached)[None, None, :] < index  # (1, 1, S)
             keys = ops.concatenate([streams[0], keys], axis=1)  # (B, S + l, d)
             values = ops.concatenate([streams[-1], values], axis=1)  # (B, S + l, d)
@@ -321,7 +329,7 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
 
     def _split_heads(self, x):
         # (B, l, d) -> (B, l, h, d_k): head i owns columns i*d_k:(i+1)*d_k.
-        return ops.reshape(x, (-1, _length(x), self.num_heads, self.head_dim))
+        return ops.reshape(x, (-1, sequence_length(x), self.num_heads, self.head_dim))
 
     def _attend(self, q, k, v, mask, training, return_weights):
         """Attention per head on `(B, l, h, d_k)` tensors; returns the same layout."""
@@ -364,7 +372,7 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
     def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
         value_shape = query_shape if value_shape is None else value_shape
         key_shape = value_shape if key_shape is None else key_shape
-        _check_shapes(self.num_heads, query_shape, value_shape, key_shape)
+        check_shapes(self.num_heads, query_shape, value_shape, key_shape)
         return tuple(query_shape)
 
     def compute_output_spec(
@@ -372,12 +380,12 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
     ):
         value = query if value is None else value
         if cache is not None:
-            _check_cache(self, cache, key, return_attention_scores)
+            check_cache(self, cache, key, return_attention_scores)
         key = value if key is None else key
-        _check_shapes(self.num_heads, query.shape, value.shape, key.shape)
+        check_shapes(self.num_heads, query.shape, value.shape, key.shape)
         masks = ("query_mask", "value_mask", "key_mask", "attention_mask")
-        source_length = value.shape[1] if cache is None else _streams(cache)[0].shape[1]
-        _check_masks(query, source_length, *(kwargs.get(name) for name in masks))
+        source_length = value.shape[1] if cache is None else streams_of(cache)[0].shape[1]
+        check_masks(query, source_length, *(kwargs.get(name) for name in masks))
         output = keras.KerasTensor(query.shape, dtype=self.compute_dtype)
         if cache is not None:
             return output, keras.tree.map_structure(lambda c: keras.KerasTensor(c.shape, dtype=c.dtype), cache)
@@ -405,137 +413,3 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
         )
         return config
 
-
-def _length(x, axis=1):
-    """The sequence length of `x`: a Python int when static, else a scalar tensor."""
-    return x.shape[axis] if x.shape[axis] is not None else ops.shape(x)[axis]
-
-
-def _check_shapes(num_heads, query_shape, value_shape, key_shape):
-    """Validates the input shapes and returns the model width `d`."""
-    for name, shape in (("query", query_shape), ("value", value_shape), ("key", key_shape)):
-        if len(shape) != 3:
-            raise ValueError(
-                f"Argument `{name}` must have rank 3, (batch, sequence, features). "
-                f"Received: {name}.shape={tuple(shape)}"
-            )
-    width = query_shape[-1]
-    if width is None or width % num_heads:
-        raise ValueError(
-            "The last dimension of `query` must be a multiple of `num_heads`. "
-            f"Received: query.shape={tuple(query_shape)}, num_heads={num_heads}"
-        )
-    for name, shape in (("value", value_shape), ("key", key_shape)):
-        if shape[-1] != width:
-            raise ValueError(
-                f"Argument `{name}` must have the same last dimension as `query` "
-                f"({width}). Received: {name}.shape={tuple(shape)}"
-            )
-    if None not in (key_shape[1], value_shape[1]) and key_shape[1] != value_shape[1]:
-        raise ValueError(
-            "Arguments `key` and `value` must have the same sequence length. "
-            f"Received: key.shape={tuple(key_shape)}, value.shape={tuple(value_shape)}"
-        )
-    return width
-
-
-def _streams(cache):
-    """The `(B, S, d)` streams of a cache, stacked or a tuple."""
-    return list(cache) if isinstance(cache, (tuple, list)) else [cache[:, i] for i in range(cache.shape[1])]
-
-
-def _is_zero(index):
-    return isinstance(index, int) and index == 0
-
-
-def _cache_positions(mask, index, length):
-    """Columns `index...index + length` of a `(B, S)` mask of cache positions."""
-    return ops.slice(mask, (0, index), (ops.shape(mask)[0], length))
-
-
-def _check_cache(layer, cache, key, return_attention_scores):
-    width = layer.num_heads * layer.head_dim
-    if isinstance(cache, (tuple, list)):
-        shapes = tuple(tuple(stream.shape) for stream in cache)
-        if len(cache) != layer.cache_streams or not all(_fits(shape, (None, None, width)) for shape in shapes):
-            raise ValueError(
-                f"Argument `cache` of {type(layer).__name__}, as a tuple, must hold cache_streams="
-                f"{layer.cache_streams} tensors of shape (batch, length, {width}). Received shapes: {shapes}"
-            )
-    elif len(cache.shape) != 4 or not _fits(tuple(cache.shape), (None, layer.cache_streams, None, width)):
-        raise ValueError(
-            f"Argument `cache` of {type(layer).__name__} must have shape (batch, cache_streams, length, d) = "
-            f"{(None, layer.cache_streams, None, width)} (None: any size). Received: cache.shape={tuple(cache.shape)}"
-        )
-    if key is not None:
-        raise ValueError("With a `cache`, keys and values come from one input: `key` must be None. Received a `key`")
-    if return_attention_scores:
-        raise ValueError("`return_attention_scores=True` is not supported with a `cache`.")
-
-
-def _check_masks(query, source_length, query_mask, value_mask, key_mask, attention_mask):
-    """Validates the masks against the query and the `source_length` keys
-    (a Python int or None when unknown)."""
-    batch, length = query.shape[0], query.shape[1]
-    source_length = source_length if isinstance(source_length, int) else None
-    for name, mask, shape in (
-        ("query_mask", query_mask, (batch, length)),
-        ("value_mask", value_mask, (batch, source_length)),
-        ("key_mask", key_mask, (batch, source_length)),
-    ):
-        if mask is not None and not _fits(tuple(mask.shape), shape):
-            raise ValueError(
-                f"Argument `{name}` must have shape {shape} (None: any size). "
-                f"Received: {name}.shape={tuple(mask.shape)}"
-            )
-    if attention_mask is None:
-        return
-    received = tuple(attention_mask.shape)
-    # As in MultiHeadAttention, a mask shared by the batch may omit it or be 1.
-    shared = received[:1] in ((1,), (None,)) or len(received) == 2
-    if len(received) not in (2, 3) or not _fits(
-        received[-2:], (length, source_length)
-    ) or not (shared or _fits(received[:1], (batch,))):
-        raise ValueError(
-            "Argument `attention_mask` must have shape (batch, l, s), (1, l, s) or "
-            f"(l, s), here {(batch, length, source_length)} (None: any size). "
-            f"Received: attention_mask.shape={received}"
-        )
-
-
-def _fits(received, expected):
-    return len(received) == len(expected) and all(
-        None in (got, want) or got == want for got, want in zip(received, expected)
-    )
-
-
-def _and_masks(*masks):
-    """The logical AND of the masks that are not None, as bool; None if none is."""
-    masks = [ops.cast(mask, "bool") for mask in masks if mask is not None]
-    if not masks:
-        return None
-    combined = masks[0]
-    for mask in masks[1:]:
-        combined = ops.logical_and(combined, mask)
-    return combined
-
-
-def _combine_masks(query, source_length, query_mask, value_mask, key_mask, attention_mask, causal, offset=0):
-    """ANDs every mask into one boolean `(B | 1, l, s)` mask, or returns None.
-    Causally, query row `i` is position `offset + i` of the keys."""
-    parts = []
-    if query_mask is not None:
-        parts.append(ops.cast(query_mask, "bool")[:, :, None])  # (B, l, 1)
-    for mask in (value_mask, key_mask):
-        if mask is not None:
-            parts.append(ops.cast(mask, "bool")[:, None, :])  # (B, 1, s)
-    if attention_mask is not None:
-        attention_mask = ops.cast(attention_mask, "bool")
-        if len(attention_mask.shape) == 2:
-            attention_mask = attention_mask[None]
-        parts.append(attention_mask)  # (B | 1, l, s)
-    if causal:
-        rows = ops.arange(_length(query))[:, None] + offset
-        columns = ops.arange(source_length)[None, :]
-        parts.append(ops.greater_equal(rows, columns)[None])  # (1, l, s)
-    return _and_masks(*parts)

@@ -5,11 +5,11 @@ from keras import ops
 
 from keras_superattn._keras_compat import clone_initializer
 from keras_superattn._validation import check_positive_int
+from keras_superattn.layers._attention_inputs import cache_positions
+from keras_superattn.layers._attention_inputs import is_zero
+from keras_superattn.layers._attention_inputs import sequence_length
+from keras_superattn.layers._attention_inputs import streams_of
 from keras_superattn.layers.base_attention import BaseAttention
-from keras_superattn.layers.base_attention import _cache_positions
-from keras_superattn.layers.base_attention import _is_zero
-from keras_superattn.layers.base_attention import _length
-from keras_superattn.layers.base_attention import _streams
 from keras_superattn.layers.base_attention import converting
 
 
@@ -126,15 +126,15 @@ class SuperAttention(BaseAttention):
         return length
 
     def _cache_entries(self, value, cached_keys, index, source_mask, use_causal_mask):
-        length, cached = _length(value), self._check_length(_length(cached_keys))
+        length, cached = sequence_length(value), self._check_length(sequence_length(cached_keys))
         kernel = ops.cast(self.alignment, value.dtype)  # (L, L)
         # Rows index...index + l of W_A: their columns for the new tokens...
         weights = ops.slice(kernel, (index, index), (length, length))  # (l, l)
         if use_causal_mask and length != 1:  # one token has only its own column
             weights = ops.tril(weights)  # on a slice at a run-time index, a float op in int8
-        new_mask = None if source_mask is None else _cache_positions(source_mask, index, length)
+        new_mask = None if source_mask is None else cache_positions(source_mask, index, length)
         inputs = _without_padding(value, new_mask)  # (B, l, d)
-        if not _is_zero(index):
+        if not is_zero(index):
             # ... and for the cached tokens before `index` (causally, the
             # rows of tril(W_A) see no later token, so cached rows stay valid).
             earlier = ops.slice(kernel, (index, 0), (length, cached))  # (l, S)
@@ -161,7 +161,7 @@ class SuperAttention(BaseAttention):
 
     def _mix(self, value, source_mask, use_causal_mask):
         value = _without_padding(value, source_mask)  # (B, s, d)
-        kernel = self._kernel(_length(value), use_causal_mask, value.dtype)  # (s, s)
+        kernel = self._kernel(sequence_length(value), use_causal_mask, value.dtype)  # (s, s)
         if not converting():
             return ops.matmul(kernel, value)  # (B, s, d), W_A broadcast over the batch
         # In a TFLite file, W_A X as X^T W_A^T: with the weight on the right
@@ -173,7 +173,7 @@ class SuperAttention(BaseAttention):
         return ops.transpose(mixed, (0, 2, 1))  # (B, s, d)
 
     def compute_output_spec(self, query, value=None, key=None, cache=None, **kwargs):
-        source = (query if value is None else value) if cache is None else _streams(cache)[0]
+        source = (query if value is None else value) if cache is None else streams_of(cache)[0]
         self._check_length(source.shape[1])
         return super().compute_output_spec(query, value, key, cache=cache, **kwargs)
 
