@@ -1,5 +1,6 @@
 """Bad inputs to the deploy path: each gets a clear error, nothing is lost or guessed."""
 
+import dataclasses
 import os
 import stat
 import subprocess
@@ -12,6 +13,8 @@ import pytest
 
 from keras_superattn import deploy
 from keras_superattn import models
+from keras_superattn.deploy.convert import near_ties
+from keras_superattn.deploy.convert import warn_if_disagreeing
 
 on_tensorflow = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="conversion runs on TensorFlow")
 # Conversions and subprocesses: the slow lane. Untrained models have near-ties, hence the filter.
@@ -136,6 +139,30 @@ def test_conversion_reports_agreement_and_warns_when_low(tmp_path):
             validation_data=images(32) * 50, verbose=False,
         )
     assert bad.agreement < 0.97
+    # The ranges are wrong, not the output's resolution: few differing decisions are near ties.
+    assert good.near_ties is None and bad.near_ties < 0.5, (good.near_ties, bad.near_ties)
+
+
+def test_near_ties_are_differing_decisions_within_one_output_step():
+    want = np.array([[0.50, 0.45, 0.05], [0.90, 0.05, 0.05], [0.40, 0.35, 0.25]])
+    got = np.array([[0.40, 0.50, 0.10], [0.90, 0.05, 0.05], [0.30, 0.30, 0.40]])
+    # Rows 0 and 2 differ; there the Keras model scores its choice 0.05 and 0.15 above the file's.
+    assert near_ties(want, got, 0.1) == 0.5
+    assert near_ties(want, got, 0.2) == 1.0
+    assert near_ties(np.stack([want, want]), np.stack([got, want]), 0.1) == 0.5  # per position of a sequence
+    assert near_ties(want, got, None) is None  # float outputs
+    assert near_ties(want, want, 0.1) is None  # nothing differs
+    # One sigmoid unit: 0.52 is within 0.05 of 0.5, 0.9 is not.
+    assert near_ties(np.array([[0.52], [0.9], [0.3]]), np.array([[0.48], [0.1], [0.2]]), 0.05) == 0.5
+
+
+def test_low_agreement_warning_says_when_the_differences_are_near_ties():
+    conversion = deploy.Conversion("m.tflite", "int8", 0.94, 0.3, 1000, near_ties=0.9)
+    with pytest.warns(UserWarning, match=r"94\.0% of 1000 samples .* 90% of the differing decisions are near ties"):
+        warn_if_disagreeing(conversion)
+    with pytest.warns(UserWarning, match="Calibrate with more") as caught:
+        warn_if_disagreeing(dataclasses.replace(conversion, near_ties=0.2))
+    assert "near ties" not in str(caught[0].message)
 
 
 @on_tensorflow

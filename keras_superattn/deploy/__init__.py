@@ -3,6 +3,7 @@
 from keras_superattn.deploy.cached import CachedConversion
 from keras_superattn.deploy.cached import convert_generator
 from keras_superattn.deploy.convert import QUANTIZATIONS
+from keras_superattn.deploy.convert import Conversion
 from keras_superattn.deploy.convert import check_full_integer
 from keras_superattn.deploy.convert import convert
 from keras_superattn.deploy.generate import TFLiteGenerator
@@ -15,6 +16,7 @@ from keras_superattn.deploy.runtime import TFLiteModel
 __all__ = [
     "QUANTIZATIONS",
     "CachedConversion",
+    "Conversion",
     "TFLiteGenerator",
     "TFLiteModel",
     "check_full_integer",

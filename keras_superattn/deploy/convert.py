@@ -43,6 +43,12 @@ class Conversion:
         mean_absolute_difference: mean |file output - Keras output|; None
             when no samples were given.
         num_checked: number of samples compared.
+        near_ties: share of the differing decisions on which the Keras
+            model scores its own choice and the file's within one step of
+            the file's integer output (for one sigmoid unit: scores within
+            a step of 0.5): ties at the file's output resolution, which no
+            calibration removes. None for a file with float outputs, or
+            when no decision differs.
     """
 
     path: str
@@ -50,6 +56,7 @@ class Conversion:
     agreement: float | None
     mean_absolute_difference: float | None
     num_checked: int
+    near_ties: float | None = None
 
     def __fspath__(self):
         return self.path
@@ -420,7 +427,9 @@ def _write_checked(model, tflite_bytes, output_path, quantization, checked, verb
             got = written.predict(checked_inputs)
         except Exception as error:
             raise ValueError(f"The converted {quantization} file cannot run with LiteRT: {error}") from error
-        conversion = _compare(model, checked_inputs, got, output_path, quantization, checked is not None)
+        conversion = _compare(
+            model, checked_inputs, got, _output_step(written), output_path, quantization, checked is not None
+        )
         os.replace(temporary, output_path)
     except BaseException:
         if os.path.exists(temporary):
@@ -434,29 +443,61 @@ def _write_checked(model, tflite_bytes, output_path, quantization, checked, verb
     return conversion
 
 
-def _compare(model, inputs, got, output_path, quantization, measured):
+def _output_step(model):
+    """The value of one step of a file's integer output; None for float outputs."""
+    scale, _ = model.output["quantization"]
+    return float(scale) if np.issubdtype(model.output["dtype"], np.integer) and scale else None
+
+
+def _compare(model, inputs, got, step, output_path, quantization, measured):
     if not measured:
         return Conversion(os.fspath(output_path), quantization, None, None, 0)
     want = model.predict(_as_model_inputs(model, inputs), verbose=0, batch_size=256)
     want = keras.ops.convert_to_numpy(want).reshape(got.shape)
     agreement = float(np.mean(decisions(got) == decisions(want)))
     conversion = Conversion(
-        os.fspath(output_path), quantization, agreement, float(np.abs(got - want).mean()), _count(inputs)
+        os.fspath(output_path), quantization, agreement, float(np.abs(got - want).mean()), _count(inputs),
+        near_ties(want, got, step),
     )
     warn_if_disagreeing(conversion)
     return conversion
 
 
+def near_ties(want, got, step):
+    """Share of the decisions where `got` differs from `want` on which `want`
+    scores both choices within `step` of each other (see `Conversion`)."""
+    want_decisions, got_decisions = decisions(want), decisions(got)
+    differ = want_decisions != got_decisions
+    if step is None or not differ.any():
+        return None
+    if want.shape[-1] == 1:
+        margin = np.abs(want[..., 0] - 0.5)
+    else:
+        scores = np.take_along_axis(want, np.stack([want_decisions, got_decisions], -1), -1)  # (..., 2)
+        margin = scores[..., 0] - scores[..., 1]
+    return float(np.mean(margin[differ] <= step))
+
+
 def warn_if_disagreeing(conversion):
     """Warns when a file takes the Keras model's decision on under 97% of samples."""
-    if conversion.agreement is not None and conversion.agreement < MIN_AGREEMENT:
-        warnings.warn(
-            f"The {conversion.quantization} file {conversion.path} takes the Keras model's decision on only "
-            f"{100 * conversion.agreement:.1f}% of {conversion.num_checked} samples (below "
-            f"{100 * MIN_AGREEMENT:.0f}%). Calibrate with more, and more typical, samples, or, for a model "
-            "with float inputs, use quantization='int16x8'.",
-            stacklevel=4,
+    if conversion.agreement is None or conversion.agreement >= MIN_AGREEMENT:
+        return
+    advice = (
+        "Calibrate with more, and more typical, samples, or, for a model with float inputs, use "
+        "quantization='int16x8'."
+    )
+    if conversion.near_ties is not None and conversion.near_ties >= 0.5:
+        advice = (
+            f"{100 * conversion.near_ties:.0f}% of the differing decisions are near ties: the Keras model scores "
+            "both choices within one step of the file's integer output, a resolution that more calibration "
+            "does not change. " + advice
         )
+    warnings.warn(
+        f"The {conversion.quantization} file {conversion.path} takes the Keras model's decision on only "
+        f"{100 * conversion.agreement:.1f}% of {conversion.num_checked} samples (below "
+        f"{100 * MIN_AGREEMENT:.0f}%). {advice}",
+        stacklevel=4,
+    )
 
 
 def _umask():
