@@ -12,6 +12,13 @@ from keras_superattn.layers._attention_inputs import streams_of
 from keras_superattn.layers.base_attention import BaseAttention
 from keras_superattn.layers.base_attention import converting
 
+# PyTorch runs a `(s, s) x (B, s, d)` matmul as one GEMM on copies of the
+# transposed values; a batch matmul on `W_A` broadcast as a view takes less
+# (Super 0.03 of Standard's time forward, 0.04 with the backward; BENCHMARKS.md,
+# "Where the time goes"). On TensorFlow the two forms take the same time and
+# on JAX the broadcast one is slower, so they keep the plain matmul.
+_BROADCAST_ALIGNMENT = keras.backend.backend() == "torch"
+
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
 class SuperAttention(BaseAttention):
@@ -163,6 +170,8 @@ class SuperAttention(BaseAttention):
         value = _without_padding(value, source_mask)  # (B, s, d)
         kernel = self._kernel(sequence_length(value), use_causal_mask, value.dtype)  # (s, s)
         if not converting():
+            if _BROADCAST_ALIGNMENT:
+                kernel = ops.broadcast_to(kernel, (ops.shape(value)[0], *kernel.shape))  # (B, s, s), a view
             return ops.matmul(kernel, value)  # (B, s, d), W_A broadcast over the batch
         # In a TFLite file, W_A X as X^T W_A^T: with the weight on the right
         # the converter makes it a FULLY_CONNECTED, which XNNPACK runs in
