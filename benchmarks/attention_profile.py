@@ -62,8 +62,9 @@ def pieces():
 
     x, split, heads, scores = tensor(B, L, D), tensor(B, L, H, K), tensor(B, H, L, K), tensor(B, H, L, L)
     kernel, bias, alignment = tensor(D, D), tensor(D), tensor(L, L)
-    standard = layers.StandardAttention(num_heads=H)
+    standard, mixing = layers.StandardAttention(num_heads=H), layers.SuperAttention(num_heads=H)
     standard.build((B, L, D))
+    mixing.build((B, L, D))
 
     def core(q, k, v):
         return standard._attend(q, k, v, None, training=False, return_weights=False)[0]
@@ -77,7 +78,7 @@ def pieces():
         "projection (B, l, d) x (d, d) + bias": (compiled(lambda x: ops.matmul(x, kernel) + bias, x), (4, 3, 2, 2)),
         "attention core, keys are not values": (compiled(core, split, split * 1.0, split * 2.0), (1, 1, 0, 1)),
         "attention core, keys are values": (compiled(lambda q, x: core(q, x, x), split, split * 1.0), (0, 0, 1, 0)),
-        "W_A X, broadcast matmul (Keras)": (compiled(lambda x: ops.matmul(alignment, x), x), (0, 0, 0, 1)),
+        "W_A X, the layer's Keras form": (compiled(lambda x: mixing._mix(x, None, False), x), (0, 0, 0, 1)),
         "W_A X as X^T W_A^T (TFLite form)": (
             compiled(
                 lambda x: ops.transpose(ops.matmul(ops.transpose(x, (0, 2, 1)), ops.transpose(alignment)), (0, 2, 1)),
