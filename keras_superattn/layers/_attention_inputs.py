@@ -43,6 +43,7 @@ def streams_of(cache):
 
 
 def is_zero(index):
+    """Whether a cache index is the Python int 0 (a tensor index may be anything)."""
     return isinstance(index, int) and index == 0
 
 
@@ -52,6 +53,7 @@ def cache_positions(mask, index, length):
 
 
 def check_cache(layer, cache, key, return_attention_scores):
+    """Validates a cache `layer` is called with, and the arguments a cache rules out."""
     width = layer.num_heads * layer.head_dim
     if isinstance(cache, (tuple, list)):
         shapes = tuple(tuple(stream.shape) for stream in cache)

@@ -14,8 +14,8 @@ from keras_superattn.layers.base_attention import converting
 
 # PyTorch runs a `(s, s) x (B, s, d)` matmul as one GEMM on copies of the
 # transposed values; a batch matmul on `W_A` broadcast as a view takes less
-# (Super 0.03 of Standard's time forward, 0.04 with the backward; BENCHMARKS.md,
-# "Where the time goes"). On TensorFlow the two forms take the same time and
+# (Super 0.03-0.05 of Standard's time forward, 0.04 with the backward;
+# BENCHMARKS.md, "Where the time goes"). On TensorFlow the two forms take the same time and
 # on JAX the broadcast one is slower, so they keep the plain matmul.
 _BROADCAST_ALIGNMENT = keras.backend.backend() == "torch"
 
