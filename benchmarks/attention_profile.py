@@ -25,6 +25,7 @@ import numpy as np
 from keras import ops
 
 from keras_superattn import layers
+from keras_superattn.layers.base_attention import conversion_forms
 from keras_superattn.training import timing
 
 B, L, D, H = 32, 128, 256, 8
@@ -61,13 +62,17 @@ def pieces():
         return ops.convert_to_tensor(rng.normal(size=shape).astype("float32"))
 
     x, split, heads, scores = tensor(B, L, D), tensor(B, L, H, K), tensor(B, H, L, K), tensor(B, H, L, L)
-    kernel, bias, alignment = tensor(D, D), tensor(D), tensor(L, L)
+    kernel, bias = tensor(D, D), tensor(D)
     standard, mixing = layers.StandardAttention(num_heads=H), layers.SuperAttention(num_heads=H)
     standard.build((B, L, D))
     mixing.build((B, L, D))
 
     def core(q, k, v):
         return standard._attend(q, k, v, None, training=False, return_weights=False)[0]
+
+    def converted_mix(x):
+        with conversion_forms():  # as `deploy` traces it
+            return mixing._mix(x, None, False)
 
     def normalised_after_sum(scores, values):
         unnormalised = ops.exp(scores - ops.max(scores, axis=-1, keepdims=True))
@@ -79,13 +84,7 @@ def pieces():
         "attention core, keys are not values": (compiled(core, split, split * 1.0, split * 2.0), (1, 1, 0, 1)),
         "attention core, keys are values": (compiled(lambda q, x: core(q, x, x), split, split * 1.0), (0, 0, 1, 0)),
         "W_A X, the layer's Keras form": (compiled(lambda x: mixing._mix(x, None, False), x), (0, 0, 0, 1)),
-        "W_A X as X^T W_A^T (TFLite form)": (
-            compiled(
-                lambda x: ops.transpose(ops.matmul(ops.transpose(x, (0, 2, 1)), ops.transpose(alignment)), (0, 2, 1)),
-                x,
-            ),
-            None,
-        ),
+        "W_A X as X^T W_A^T (TFLite form)": (compiled(converted_mix, x), None),
         "core part: query scaling": (compiled(lambda x: x * K**-0.5, x), None),
         "core part: one transpose (B, l, h, d_k) <-> (B, h, l, d_k)": (
             compiled(lambda x: ops.transpose(x, (0, 2, 1, 3)), split), None

@@ -36,9 +36,6 @@ def folded(kernel, x):
 
 MIXING_FORMS = {
     "einsum": lambda kernel, x: ops.einsum("ts,bsd->btd", kernel, x),
-    "X^T W_A^T": lambda kernel, x: ops.transpose(
-        ops.matmul(ops.transpose(x, (0, 2, 1)), ops.transpose(kernel)), (0, 2, 1)
-    ),
     "folded": folded,
 }
 
@@ -51,6 +48,14 @@ class MixedAs(layers.SuperAttention):
 
     def _mix(self, value, source_mask, use_causal_mask):
         return MIXING_FORMS[self.form](self._kernel(L, use_causal_mask, value.dtype), value)
+
+
+class Converted(layers.SuperAttention):
+    """Super Attention mixing as `X^T W_A^T`, the form a TFLite file gets."""
+
+    def _mix(self, value, source_mask, use_causal_mask):
+        with base_attention.conversion_forms():
+            return super()._mix(value, source_mask, use_causal_mask)
 
 
 class MixedOnHeads(layers.SuperAttention):
@@ -94,6 +99,7 @@ def candidates():
     }
     for form in MIXING_FORMS:
         made[f"super, {form}"] = type("Mixed", (MixedAs,), {"form": form})(num_heads=H)
+    made["super, X^T W_A^T"] = Converted(num_heads=H)
     made["super, on the keys' heads"] = MixedOnHeads(num_heads=H)
     made["super, transposed values"] = type("Transposed", (MixedOnHeads,), {"transposed": True})(num_heads=H)
     for layer in made.values():
