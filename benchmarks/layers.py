@@ -29,6 +29,7 @@ from keras_superattn.training import timing
 
 SETTINGS = ((32, 128, 256, 8), (32, 32, 32, 4), (8, 512, 512, 8))
 VARIANTS = layers.VARIANTS
+GRADIENTS = ("weights", "weights_and_input")
 
 
 def make_layers(length, width, heads):
@@ -39,8 +40,19 @@ def make_layers(length, width, heads):
     return made
 
 
-def compiled_steps(layer, x):
-    """Returns `(forward, forward_backward)`: callables that finish their work."""
+def compiled_steps(layer, x, gradient="weights"):
+    """Returns `(forward, forward_backward)`: callables that finish their work.
+
+    `forward_backward` computes the gradient of the output's sum w.r.t. the
+    layer's weights, and with `gradient="weights_and_input"` w.r.t. its input
+    too, as every layer inside a trained model does. Weights alone flatter
+    the variants where a backend skips the work for a constant input (the
+    keys and values of Efficient and Super Attention on TensorFlow and JAX)
+    and penalise them where a fused kernel does it anyway (PyTorch's SDPA).
+    """
+    if gradient not in GRADIENTS:
+        raise ValueError(f"`gradient` must be one of {GRADIENTS}. Received: gradient={gradient!r}")
+    with_input = gradient == "weights_and_input"
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -53,10 +65,10 @@ def compiled_steps(layer, x):
             return out.sum()
 
         forward = jax.jit(lambda t, x: layer.stateless_call(t, frozen, x, x)[0])
-        gradient = jax.jit(jax.grad(loss))
+        backward = jax.jit(jax.grad(loss, argnums=(0, 1) if with_input else 0))
         return (
             lambda: forward(trainable, x).block_until_ready(),
-            lambda: jax.block_until_ready(gradient(trainable, x)),
+            lambda: jax.block_until_ready(backward(trainable, x)),
         )
     if backend == "tensorflow":
         import tensorflow as tf
@@ -66,12 +78,14 @@ def compiled_steps(layer, x):
             return layer(x, x)
 
         @tf.function
-        def gradient(x):
+        def backward(x):
             with tf.GradientTape() as tape:
+                if with_input:
+                    tape.watch(x)
                 loss = tf.reduce_sum(layer(x, x))
-            return tape.gradient(loss, layer.trainable_variables)
+            return tape.gradient(loss, [*layer.trainable_variables, x] if with_input else layer.trainable_variables)
 
-        return lambda: forward(x).numpy(), lambda: [g.numpy() for g in gradient(x)]
+        return lambda: forward(x).numpy(), lambda: [g.numpy() for g in backward(x)]
     if backend == "torch":
         import torch
 
@@ -79,21 +93,24 @@ def compiled_steps(layer, x):
             with torch.no_grad():
                 return layer(x, x).sum().item()
 
-        weights = [v.value for v in layer.trainable_variables]
+        sources = [v.value for v in layer.trainable_variables]
+        source = x.detach().requires_grad_(with_input)
+        if with_input:
+            sources.append(source)
 
-        def gradient():
-            loss = layer(x, x).sum()
-            return [g.sum().item() for g in torch.autograd.grad(loss, weights)]
+        def backward():
+            loss = layer(source, source).sum()
+            return [g.sum().item() for g in torch.autograd.grad(loss, sources)]
 
-        return forward, gradient
+        return forward, backward
     raise ValueError(f"Unsupported backend: {backend!r}")
 
 
-def time_setting(batch, length, width, heads, rounds, warmup):
+def time_setting(batch, length, width, heads, rounds, warmup, gradient):
     x = keras.ops.convert_to_tensor(
         np.random.default_rng(0).normal(size=(batch, length, width)).astype("float32")
     )
-    steps = {name: compiled_steps(layer, x) for name, layer in make_layers(length, width, heads).items()}
+    steps = {name: compiled_steps(layer, x, gradient) for name, layer in make_layers(length, width, heads).items()}
     result = {}
     for mode, index in (("forward", 0), ("forward_backward", 1)):
         calls = {name: step[index] for name, step in steps.items()}
@@ -135,20 +152,25 @@ def print_table(setting, result):
 
 def summarize(paths):
     """Prints, per backend and setting, each layer's ratio to Standard over the
-    run files at `paths` (written by `--out`): median and range."""
-    runs = collections.defaultdict(list)  # (backend, setting) -> [result of one run, ...]
+    run files at `paths` (written by `--out`): median and range. Files
+    written before `--gradient` existed differentiated w.r.t. the weights."""
+    runs = collections.defaultdict(list)  # (backend, setting, gradient) -> [result of one run, ...]
     for path in paths:
         with open(path) as f:
             report = json.load(f)
+        gradient = report.get("gradient", "weights")
         for result in report["results"]:
-            runs[report["backend"], tuple(result["setting"][key] for key in "Bldh")].append(result)
+            runs[report["backend"], tuple(result["setting"][key] for key in "Bldh"), gradient].append(result)
 
     def cell(results, mode, name):
         ratios = sorted(result[mode][name]["ratio_to_standard"] for result in results)
         return f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
 
-    for (backend, setting), results in sorted(runs.items()):
-        print(f"\n{backend}, (B, l, d, h) = {setting}, {len(results)} runs: ratio to Standard, median (range)")
+    for (backend, setting, gradient), results in sorted(runs.items()):
+        print(
+            f"\n{backend}, (B, l, d, h) = {setting}, {len(results)} runs, fwd+bwd w.r.t. {gradient}: "
+            "ratio to Standard, median (range)"
+        )
         print("| layer | forward | fwd+bwd | FLOPs |")
         print("|---|---|---|---|")
         for name in (*VARIANTS, "mha"):
@@ -170,6 +192,10 @@ def main():
         help=f"B,l,d,h settings separated by ';' (default: {';'.join(','.join(map(str, s)) for s in SETTINGS)})",
     )
     parser.add_argument(
+        "--gradient", choices=GRADIENTS, default="weights",
+        help="what fwd+bwd differentiates the output's sum with respect to",
+    )
+    parser.add_argument(
         "--summarize", nargs="+", metavar="FILE", default=None,
         help="time nothing: summarise the ratios to Standard over these --out files",
     )
@@ -185,11 +211,12 @@ def main():
         "keras": keras.__version__,
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}",
         "rounds": args.rounds,
+        "gradient": args.gradient,
         "results": [],
     }
     print(f"backend: {report['backend']}  keras {report['keras']}  {report['machine']}")
     for setting in settings:
-        result = time_setting(*setting, rounds=args.rounds, warmup=args.warmup)
+        result = time_setting(*setting, rounds=args.rounds, warmup=args.warmup, gradient=args.gradient)
         report["results"].append({"setting": dict(zip("Bldh", setting)), **result})
         print_table(setting, result)
     if args.out:
