@@ -57,6 +57,15 @@ def test_padded_content_never_reaches_real_positions(variant, rng):
     np.testing.assert_allclose(before[mask], after[mask], atol=1e-5)
 
 
+def test_query_without_allowed_keys_weighs_every_key_alike(variant, rng):
+    # The convention the docstring states (MultiHeadAttention zeros the row).
+    x = rng.normal(size=(B, L, D)).astype("float32")
+    allowed = np.ones((B, L, L), bool)
+    allowed[:, 2] = False
+    _, weights = VARIANTS[variant](num_heads=H)(x, attention_mask=allowed, return_attention_scores=True)
+    np.testing.assert_allclose(numpy(weights)[:, :, 2], np.full((B, H, L), 1 / L), atol=1e-6)
+
+
 def test_keras_mask_is_used_and_propagated(variant, rng):
     tokens = rng.integers(1, 50, size=(B, L))
     tokens[0, -3:] = 0

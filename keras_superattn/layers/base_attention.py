@@ -114,7 +114,10 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
             not given, and the query mask is propagated to the output.
         attention_mask: optional boolean tensor of shape `(B, l, s)`, or
             `(1, l, s)` / `(l, s)` for one mask shared by the batch; `True`
-            where a query may attend to a key.
+            where a query may attend to a key. A query that may attend to no
+            key (a padded query) weighs every key alike, so its output means
+            nothing; the output's Keras mask marks padded queries. (Keras'
+            `MultiHeadAttention` gives such a row zero weights instead.)
         return_attention_scores: bool. Also return the attention weights.
         training: bool. Whether dropout is active.
         use_causal_mask: bool. Forbid each position to attend to later ones.
