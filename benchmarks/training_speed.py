@@ -1,14 +1,16 @@
 """Which backend trains the generative tutorials' models fastest on this machine.
 
-One training step (`train_on_batch`, Adam, the token cross-entropy, batch
-128 of random ids) of the language model and the translator of
+One training step (`train_on_batch`, Adam, the token cross-entropy, batch 128
+of random ids) of the language model and the translator of
 `tutorials/language_model.py` / `tutorials/translation_spa_eng.py`, at their
 sizes, on TensorFlow (as `fit` runs it on a CPU: a `tf.function` without XLA),
-TensorFlow with `jit_compile=True` (XLA), JAX (`jax.jit`, Keras' default)
-and PyTorch (eager, Keras' default). Each configuration runs in a process of
-its own; the processes take turns, round by round, so that drifting load
-hits them alike, and each reports the median of its timed steps. The table
-gives milliseconds per step and the ratio to TensorFlow's in the same round.
+TensorFlow with `jit_compile=True` (XLA), JAX (`jax.jit`, Keras' default) and
+PyTorch (eager, Keras' default), the last also with glibc's malloc told to
+keep freed memory for reuse (`GLIBC_TUNABLES`, see KEEP_FREED_MEMORY). Each
+configuration runs in a process of its own; the processes take turns, round by
+round, so that drifting load hits them alike, and each reports the median of
+its timed steps. The table gives milliseconds per step and the ratio to
+TensorFlow's in the same round.
 
     python benchmarks/training_speed.py --rounds 2
 """
@@ -21,11 +23,17 @@ import subprocess
 import sys
 import time
 
-CONFIGS = {  # name: (KERAS_BACKEND, jit_compile)
-    "tensorflow": ("tensorflow", "auto"),
-    "tensorflow + XLA": ("tensorflow", True),
-    "jax": ("jax", "auto"),
-    "torch": ("torch", "auto"),
+# glibc's malloc returns every large freed block to the system (mmap), so the
+# next step's tensors of that size fault their pages in afresh; with these
+# limits it keeps them in the heap for reuse. PyTorch allocates CPU tensors
+# with malloc, TensorFlow and JAX (XLA) mostly through their own allocators.
+KEEP_FREED_MEMORY = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=4294967296"
+CONFIGS = {  # name: (KERAS_BACKEND, jit_compile, extra environment)
+    "tensorflow": ("tensorflow", "auto", {}),
+    "tensorflow + XLA": ("tensorflow", True, {}),
+    "jax": ("jax", "auto", {}),
+    "torch": ("torch", "auto", {}),
+    "torch, freed memory kept": ("torch", "auto", {"GLIBC_TUNABLES": KEEP_FREED_MEMORY}),
 }
 MODELS = ("language_model standard", "language_model super", "translator standard", "translator super")
 BATCH = 128
@@ -86,10 +94,11 @@ def main():
         return
     times = {name: [] for name in CONFIGS}
     for _ in range(args.rounds):
-        for name, (backend, jit_compile) in CONFIGS.items():
+        for name, (backend, jit_compile, environment) in CONFIGS.items():
             command = [sys.executable, __file__, "--worker", json.dumps(jit_compile), "--steps", str(args.steps),
                        "--warmup", str(args.warmup)]
-            run = subprocess.run(command, env=dict(os.environ, KERAS_BACKEND=backend), capture_output=True, text=True)
+            env = dict(os.environ, KERAS_BACKEND=backend, **environment)
+            run = subprocess.run(command, env=env, capture_output=True, text=True)
             if run.returncode:
                 raise SystemExit(f"{name} failed:\n{run.stderr[-3000:]}")
             times[name].append(json.loads(run.stdout.strip().splitlines()[-1]))
