@@ -15,11 +15,9 @@ rounds, median. Also reported: the bytes of cache per token.
     KERAS_BACKEND=tensorflow python benchmarks/cached_decoding.py
 """
 
-import argparse
 import os
-import tempfile
-import warnings
 
+import harness
 import keras
 import numpy as np
 
@@ -32,23 +30,33 @@ VARIANTS = tuple(layers.VARIANTS)
 VOCABULARY = 4000
 
 
-def language_model(length):
-    return lambda variant: models.language_model(variant, VOCABULARY, length)
+def language_model(length, vocabulary, **sizes):
+    return lambda variant: models.language_model(variant, vocabulary, length, **sizes)
 
 
-def translator(variant):
-    return models.translator(variant, VOCABULARY, VOCABULARY, 24, 24, embedding_dim=128, intermediate_dim=256)
+def translator(length, vocabulary, **sizes):
+    return lambda variant: models.translator(variant, vocabulary, vocabulary, length, length, **sizes)
 
 
-# name: (builder, length)
-TASKS = {
-    **{f"language model (l = {length})": (language_model(length), length) for length in (32, 64, 128)},
-    "translator (l = 24)": (translator, 24),
-}
+def tasks(smoke):
+    """`{name: (builder, length, vocabulary)}`."""
+    if smoke:
+        small = dict(embedding_dim=8, intermediate_dim=8, num_layers=1)
+        return {
+            "language model (l = 8)": (language_model(8, 50, **small), 8, 50),
+            "translator (l = 6)": (translator(6, 50, **small), 6, 50),
+        }
+    return {
+        **{
+            f"language model (l = {length})": (language_model(length, VOCABULARY), length, VOCABULARY)
+            for length in (32, 64, 128)
+        },
+        "translator (l = 24)": (translator(24, VOCABULARY, embedding_dim=128, intermediate_dim=256), 24, VOCABULARY),
+    }
 
 
-def inputs_of(model, rng, count):
-    return {x.name: rng.integers(1, VOCABULARY, size=(count, *x.shape[1:])).astype("int32") for x in model.inputs}
+def inputs_of(model, rng, count, vocabulary):
+    return {x.name: rng.integers(1, vocabulary, size=(count, *x.shape[1:])).astype("int32") for x in model.inputs}
 
 
 def step_calls(full_path, cached_path, inputs, length):
@@ -70,35 +78,37 @@ def step_calls(full_path, cached_path, inputs, length):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=200)
-    args = parser.parse_args()
+    args = harness.parse(harness.parser(__doc__, rounds=200))
     rng = np.random.default_rng(0)
     rows = []
-    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # untrained: agreement is not the point here
-        for task, (build, length) in TASKS.items():
+    with harness.scratch() as folder:
+        for task, (build, length, vocabulary) in tasks(args.smoke).items():
             for variant in VARIANTS:
                 keras.utils.set_random_seed(0)
                 model = build(variant)
-                data = inputs_of(model, rng, 16)
+                data = inputs_of(model, rng, 16, vocabulary)
                 base = os.path.join(folder, f"{task}_{variant}".replace(" ", "_").replace("(", "").replace(")", ""))
                 deploy.convert(model, base + "_full.tflite", representative_data=data, verbose=False)
                 conversion = deploy.convert_generator(
                     model, base + "_cached.tflite", representative_data=data, num_calibration_samples=4, verbose=False
                 )
                 calls = step_calls(base + "_full.tflite", base + "_cached.tflite", data, length)
-                seconds = timing.interleaved_median_seconds(calls, args.rounds, warmup=10)
+                seconds = timing.interleaved_median_seconds(calls, args.rounds, warmup=2 if args.smoke else 10)
                 steps = [seconds[key] for key in calls if key != "full"]
                 rows.append((task, variant, seconds["full"], steps, conversion.cache_bytes_per_token))
                 print(rows[-1], flush=True)
-    print("\n| model | variant | full-sequence step ms | cached step ms at l/4, l/2, l-1 | speed-up (mean) "
-          "| cache bytes / token (int8) |")
-    print("|---|---|---|---|---|---|")
-    for task, variant, full, steps, cache_bytes in rows:
-        mean = float(np.mean(steps))
-        print(f"| {task} | {variant} | {1e3 * full:.3f} | {' / '.join(f'{1e3 * s:.3f}' for s in steps)} "
-              f"| {full / mean:.1f}x | {cache_bytes} |")
+    header = ["model", "variant", "full-sequence step ms", "cached step ms at l/4, l/2, l-1", "speed-up (mean)",
+              "cache bytes / token (int8)"]
+    print("\n" + harness.table(header, [
+        [task, variant, f"{1e3 * full:.3f}", " / ".join(f"{1e3 * s:.3f}" for s in steps),
+         f"{full / float(np.mean(steps)):.1f}x", cache_bytes]
+        for task, variant, full, steps, cache_bytes in rows
+    ]))
+    harness.write(args, [
+        {"model": task, "variant": variant, "full_ms": 1e3 * full, "cached_ms": [1e3 * s for s in steps],
+         "cache_bytes_per_token": cache_bytes}
+        for task, variant, full, steps, cache_bytes in rows
+    ])
 
 
 if __name__ == "__main__":

@@ -12,11 +12,9 @@ partitions (`deploy.inspect`).
     KERAS_BACKEND=tensorflow python benchmarks/edge.py
 """
 
-import argparse
 import os
-import tempfile
-import warnings
 
+import harness
 import keras
 import numpy as np
 
@@ -29,8 +27,10 @@ VARIANTS = tuple(layers.VARIANTS)
 MODES = ("float32", "int8", "int8_xnnpack", "int16x8")
 
 
-def vit(variant):
+def vit(variant, smoke):
     keras.utils.set_random_seed(0)
+    if smoke:
+        return models.vit_classifier(variant, (8, 8, 3), patch_size=4, num_classes=10, embedding_dim=8, num_layers=1)
     return models.vit_classifier(
         variant, (32, 32, 3), patch_size=4, num_classes=10, embedding_dim=128, num_heads=4, num_layers=4,
         intermediate_dim=256,
@@ -38,15 +38,13 @@ def vit(variant):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=100)
-    args = parser.parse_args()
-    images = np.random.default_rng(0).random((64, 32, 32, 3)).astype("float32")
-    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # untrained: agreement is not the point here
+    args = harness.parse(harness.parser(__doc__, rounds=100))
+    side = 8 if args.smoke else 32
+    images = np.random.default_rng(0).random((8 if args.smoke else 64, side, side, 3)).astype("float32")
+    with harness.scratch() as folder:
         paths = {}
         for variant in VARIANTS:
-            model = vit(variant)
+            model = vit(variant, args.smoke)
             for mode in MODES:
                 path = os.path.join(folder, f"{variant}_{mode}.tflite")
                 deploy.convert(model, path, quantization=mode, representative_data=images, verbose=False)
@@ -58,14 +56,18 @@ def main():
         seconds = timing.interleaved_median_seconds(calls, args.rounds, warmup=5)
         partitions = {key: deploy.inspect(path)["xnnpack_partitions"] for key, path in paths.items()}
     base = seconds["standard", "float32"]
-    print("| variant | " + " | ".join(f"{m} ms (/ Standard float32), XNNPACK partitions" for m in MODES) + " |")
-    print("|---|" + "---|" * len(MODES))
-    for variant in VARIANTS:
-        cells = [
+    rows = [
+        [variant] + [
             f"{1e3 * seconds[variant, m]:.3f} ({seconds[variant, m] / base:.2f}), {partitions[variant, m]}"
             for m in MODES
         ]
-        print(f"| {variant} | " + " | ".join(cells) + " |")
+        for variant in VARIANTS
+    ]
+    print(harness.table(["variant", *(f"{m} ms (/ Standard float32), XNNPACK partitions" for m in MODES)], rows))
+    harness.write(args, [
+        {"variant": v, "mode": m, "ms": 1e3 * seconds[v, m], "xnnpack_partitions": partitions[v, m]}
+        for v in VARIANTS for m in MODES
+    ])
 
 
 if __name__ == "__main__":

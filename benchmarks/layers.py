@@ -14,12 +14,11 @@ rounds, so a ratio near a target is best read over several runs:
     python benchmarks/layers.py --summarize runs/bench_jax*.json
 """
 
-import argparse
 import collections
 import json
-import platform
 import statistics
 
+import harness
 import keras
 import numpy as np
 
@@ -28,6 +27,7 @@ from keras_superattn import layers
 from keras_superattn.training import timing
 
 SETTINGS = ((32, 128, 256, 8), (32, 32, 32, 4), (8, 512, 512, 8))
+SMOKE_SETTINGS = ((2, 8, 16, 2),)
 VARIANTS = layers.VARIANTS
 GRADIENTS = ("weights", "weights_and_input")
 
@@ -183,10 +183,8 @@ def summarize(paths):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=15, help="timed calls per layer and mode")
+    parser = harness.parser(__doc__, rounds=15)
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls first")
-    parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument(
         "--settings", default=None,
         help=f"B,l,d,h settings separated by ';' (default: {';'.join(','.join(map(str, s)) for s in SETTINGS)})",
@@ -199,29 +197,21 @@ def main():
         "--summarize", nargs="+", metavar="FILE", default=None,
         help="time nothing: summarise the ratios to Standard over these --out files",
     )
-    args = parser.parse_args()
+    args = harness.parse(parser)
     if args.summarize:
         summarize(args.summarize)
         return
-    settings = SETTINGS
+    settings = SMOKE_SETTINGS if args.smoke else SETTINGS
     if args.settings:
         settings = tuple(tuple(int(v) for v in s.split(",")) for s in args.settings.split(";"))
-    report = {
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}",
-        "rounds": args.rounds,
-        "gradient": args.gradient,
-        "results": [],
-    }
-    print(f"backend: {report['backend']}  keras {report['keras']}  {report['machine']}")
+    warmup = 1 if args.smoke else args.warmup
+    print(f"backend: {keras.backend.backend()}  keras {keras.__version__}")
+    results = []
     for setting in settings:
-        result = time_setting(*setting, rounds=args.rounds, warmup=args.warmup, gradient=args.gradient)
-        report["results"].append({"setting": dict(zip("Bldh", setting)), **result})
+        result = time_setting(*setting, rounds=args.rounds, warmup=warmup, gradient=args.gradient)
+        results.append({"setting": dict(zip("Bldh", setting)), **result})
         print_table(setting, result)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(report, f, indent=2)
+    harness.write(args, results, gradient=args.gradient)
 
 
 if __name__ == "__main__":

@@ -34,12 +34,10 @@ the decoder's input, the share of next-piece decisions equal to theirs.
     KERAS_BACKEND=tensorflow python benchmarks/qat.py --data-dir ../shared/data
 """
 
-import argparse
 import json
 import os
-import sys
-import tempfile
 
+import harness
 import keras
 import numpy as np
 
@@ -49,14 +47,11 @@ from keras_superattn import layers
 from keras_superattn import quantization
 from keras_superattn.deploy.runtime import decisions
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import int8_fidelity  # noqa: E402  (its ViTs and images)
-
 VARIANTS = tuple(layers.VARIANTS)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = harness.parser(__doc__)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--variants", default=",".join(VARIANTS), help="ViT variants ('' for none)")
     parser.add_argument("--qat-epochs", type=int, default=1)
@@ -65,8 +60,7 @@ def main():
     parser.add_argument("--translator", default=None, help="a translator checkpoint (.keras)")
     parser.add_argument("--translator-pairs", type=int, default=16384, help="fine-tuning pairs (default 16384)")
     parser.add_argument("--translator-sentences", type=int, default=200, help="test sentences (default 200)")
-    parser.add_argument("--out", default=None, help="also write the results as JSON here")
-    args = parser.parse_args()
+    args = harness.parse(parser)
     results = {}
     if args.variants:
         results["vit"] = vits(args)
@@ -77,16 +71,15 @@ def main():
     if args.translator:
         results["translator"] = translator(args)
         print(json.dumps(results["translator"]), flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
+    harness.write(args, results)
 
 
 def vits(args):
-    (x_train, y_train), (x_test, y_test) = int8_fidelity.mnist(args.data_dir)
+    sizes = dict(train=256, test=64) if args.smoke else {}
+    (x_train, y_train), (x_test, y_test) = harness.mnist(args.data_dir, **sizes)
     rows = {}
     for variant in args.variants.split(","):
-        model = int8_fidelity.trained_vit(variant, x_train, y_train)
+        model = harness.trained_vit(variant, x_train, y_train, epochs=1 if args.smoke else 2)
         float_outputs = model.predict(x_test, verbose=0)
         row = {"float": float(np.mean(decisions(float_outputs) == y_test))}
         # The control: the same fine-tune without fake quantization.
@@ -103,7 +96,7 @@ def vits(args):
             "float, fine-tuned": decisions(continued_outputs),
             "quantization-aware Keras": decisions(quantized.predict(x_test, verbose=0)),
         }
-        with tempfile.TemporaryDirectory() as folder:
+        with harness.scratch() as folder:
             for name, source, options in (
                 ("post-training", model, dict(representative_data=x_train[:200], num_calibration_samples=200)),
                 ("post-training, fine-tuned", continued,
@@ -148,23 +141,19 @@ def language_model(args, length=64, prompt=16, sequences=200):
     from keras_superattn import generation
     from keras_superattn import text
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tutorials"))
-    from _common import decoding_predict
-    from language_model import windows
-
     folder = os.path.dirname(os.path.dirname(os.path.abspath(args.language_model)))
     tokenizer = text.SubwordTokenizer.load(os.path.join(folder, "subwords.model"), length + 1)
     reviews, test_reviews = datasets.load_imdb_text(args.data_dir)
     reviews = [reviews[i] for i in np.random.RandomState(0).permutation(len(reviews))]
     held_out = len(reviews) // 10  # the tutorial's validation reviews come first
-    train_ids, train_labels = windows(tokenizer.encode(reviews[held_out:]), length)
+    train_ids, train_labels = text.windows(tokenizer.encode(reviews[held_out:]), length)
     train_ids, train_labels = train_ids[: args.lm_windows], train_labels[: args.lm_windows]
-    test_ids, test_labels = windows(tokenizer.encode(test_reviews[:sequences]), length)
+    test_ids, test_labels = text.windows(tokenizer.encode(test_reviews[:sequences]), length)
     prompts = tokenizer(test_reviews[:sequences])[:, :length]
     prompts[:, prompt:] = 0
     forced, forced_positions = test_ids[:sequences], test_labels[:sequences] != 0
     model = keras.saving.load_model(args.language_model)
-    float_predict = decoding_predict(model, batch_size=256)
+    float_predict = generation.batched_predict(model, batch_size=256)
     float_ids = generation.decode(float_predict, prompts, prompt)
     float_next = next_pieces(float_predict, forced, forced_positions)
     row = {
@@ -177,10 +166,10 @@ def language_model(args, length=64, prompt=16, sequences=200):
     quantized = quantization.quantize_model(model, train_ids[:200])
     quantized.compile(optimizer=keras.optimizers.Adam(1e-4), loss=generation.token_crossentropy)
     quantized.fit(train_ids, train_labels, batch_size=128, epochs=1, verbose=0)
-    simulated_predict = decoding_predict(quantized, batch_size=256)
+    simulated_predict = generation.batched_predict(quantized, batch_size=256)
     simulated_ids = generation.decode(simulated_predict, prompts, prompt)
     simulated_next = next_pieces(simulated_predict, forced, forced_positions)
-    with tempfile.TemporaryDirectory() as folder:
+    with harness.scratch() as folder:
         for name, source, options in (
             ("post-training", model, dict(representative_data=train_ids[:200], num_calibration_samples=200)),
             ("quantization-aware", quantized, {}),
@@ -191,8 +180,8 @@ def language_model(args, length=64, prompt=16, sequences=200):
             file = deploy.TFLiteModel(path)
             file_next = next_pieces(file.predict, forced, forced_positions)
             row[name] = {
-                "greedy_agreement": float(np.mean((ids == float_ids).all(axis=1))),
-                "greedy_agreement_with_quantization_aware_keras": float(np.mean((ids == simulated_ids).all(axis=1))),
+                "greedy_agreement": generation.sequence_agreement(ids, float_ids),
+                "greedy_agreement_with_quantization_aware_keras": generation.sequence_agreement(ids, simulated_ids),
                 "tokens_before_first_difference": common_prefix(ids[:, prompt:], float_ids[:, prompt:]),
                 "next_token_agreement": float(np.mean(file_next == float_next)),
                 "next_token_agreement_with_quantization_aware_keras": float(np.mean(file_next == simulated_next)),
@@ -206,14 +195,12 @@ def translator(args, calibration=200):
     from keras_superattn import generation
     from keras_superattn import text
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tutorials"))
-    from _common import decoding_predict
-    from translation_spa_eng import SOURCE_LENGTH
-    from translation_spa_eng import TARGET_LENGTH
-
+    model = keras.saving.load_model(args.translator)
+    source_length = model.get_layer("source_embedding").sequence_length
+    target_length = model.get_layer("target_embedding").sequence_length
     folder = os.path.dirname(os.path.dirname(os.path.abspath(args.translator)))
-    english = text.SubwordTokenizer.load(os.path.join(folder, "english.model"), SOURCE_LENGTH)
-    spanish = text.SubwordTokenizer.load(os.path.join(folder, "spanish.model"), TARGET_LENGTH + 1)
+    english = text.SubwordTokenizer.load(os.path.join(folder, "english.model"), source_length)
+    spanish = text.SubwordTokenizer.load(os.path.join(folder, "spanish.model"), target_length + 1)
     start, end = spanish.token_id(text.START), spanish.token_id(text.END)
     train, _, test = datasets.load_spa_eng(args.data_dir)
     train, test = train[: args.translator_pairs], test[: args.translator_sentences]
@@ -223,7 +210,7 @@ def translator(args, calibration=200):
     reference_ids = spanish(references, start=True, end=True)
     forced = {"source": source, "target": reference_ids[:, :-1]}  # teacher forcing on the references
     forced_positions = reference_ids[:, 1:] != 0
-    prompts = np.zeros((len(test), TARGET_LENGTH), "int32")
+    prompts = np.zeros((len(test), target_length), "int32")
     prompts[:, 0] = start
 
     def greedy(predict):
@@ -232,8 +219,7 @@ def translator(args, calibration=200):
     def bleu(translated):
         return generation.corpus_bleu(spanish.decode(translated[:, 1:], stop_at=text.END), references)
 
-    model = keras.saving.load_model(args.translator)
-    float_predict = decoding_predict(model, batch_size=256)
+    float_predict = generation.batched_predict(model, batch_size=256)
     float_ids = greedy(float_predict)
     float_next = next_pieces(float_predict, forced, forced_positions)
     row = {"pairs": len(train), "sentences": len(test), "float": {"bleu": bleu(float_ids)}}
@@ -242,11 +228,11 @@ def translator(args, calibration=200):
     quantized = quantization.quantize_model(model, first)
     quantized.compile(optimizer=keras.optimizers.Adam(1e-4), loss=generation.token_crossentropy)
     quantized.fit(inputs, labels, batch_size=128, epochs=1, verbose=0)
-    simulated_predict = decoding_predict(quantized, batch_size=256)
+    simulated_predict = generation.batched_predict(quantized, batch_size=256)
     simulated_ids = greedy(simulated_predict)
     simulated_next = next_pieces(simulated_predict, forced, forced_positions)
     row["quantization-aware Keras"] = {"bleu": bleu(simulated_ids)}
-    with tempfile.TemporaryDirectory() as scratch:
+    with harness.scratch() as scratch:
         for name, origin, options in (
             ("post-training", model, dict(representative_data=first, num_calibration_samples=calibration)),
             ("quantization-aware", quantized, {}),
@@ -258,9 +244,9 @@ def translator(args, calibration=200):
             file_next = next_pieces(deploy.TFLiteModel(path).predict, forced, forced_positions)
             row[name] = {
                 "bleu": bleu(translated),
-                "greedy_agreement": float(np.mean((translated == float_ids).all(axis=1))),
+                "greedy_agreement": generation.sequence_agreement(translated, float_ids),
                 "greedy_agreement_with_quantization_aware_keras": float(
-                    np.mean((translated == simulated_ids).all(axis=1))
+                    generation.sequence_agreement(translated, simulated_ids)
                 ),
                 "next_token_agreement": float(np.mean(file_next == float_next)),
                 "next_token_agreement_with_quantization_aware_keras": float(np.mean(file_next == simulated_next)),

@@ -14,6 +14,9 @@ import string
 import keras
 import numpy as np
 
+from keras_superattn._files import write_bytes_atomically
+from keras_superattn._files import write_json_atomically
+
 PAD, UNKNOWN = "", "[UNK]"  # ids 0 and 1 in every TextVectorization vocabulary
 START, END = "[start]", "[end]"
 _PIECE_PAD = "[pad]"  # SentencePiece needs a name for id 0
@@ -105,8 +108,9 @@ class Tokenizer:
         return texts
 
     def save(self, path):
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({"vocabulary": self.vocabulary, "sequence_length": self.sequence_length}, f)
+        write_json_atomically(
+            {"vocabulary": self.vocabulary, "sequence_length": self.sequence_length}, path, indent=None
+        )
 
     @classmethod
     def load(cls, path):
@@ -217,10 +221,19 @@ class SubwordTokenizer:
 
     def save(self, path):
         """Writes the SentencePiece model (a `.model` file)."""
-        with open(path, "wb") as f:
-            f.write(self.model)
+        write_bytes_atomically(self.model, path)
 
     @classmethod
     def load(cls, path, sequence_length):
         with open(path, "rb") as f:
             return cls(f.read(), sequence_length)
+
+
+def windows(token_lists, length):
+    """`(inputs, targets)` int32 arrays `(N, length)`: consecutive windows of
+    each list of ids, the targets shifted by one, the last window padded."""
+    rows = [ids[begin : begin + length + 1] for ids in token_lists for begin in range(0, len(ids) - 1, length)]
+    ids = np.zeros((len(rows), length + 1), np.int32)
+    for index, row in enumerate(rows):
+        ids[index, : len(row)] = row
+    return ids[:, :-1], ids[:, 1:]

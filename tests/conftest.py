@@ -6,7 +6,7 @@ import pytest
 
 from keras_superattn import layers
 
-# Set by tests/run_all_backends.py: the one backend that runs the tests marked
+# Set by tools/run_all_backends.py: the one backend that runs the tests marked
 # `backend_independent` (committed files, LiteRT runtimes, emulators). A plain
 # pytest run, on any backend, runs them.
 ONCE_ON = "KERAS_SUPERATTN_BACKEND_INDEPENDENT_ON"

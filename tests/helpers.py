@@ -1,6 +1,7 @@
 """Helpers shared by the tests (fixtures live in conftest.py)."""
 
 import functools
+import os
 
 import keras
 import numpy as np
@@ -9,6 +10,8 @@ from keras_superattn import generation
 from keras_superattn import models
 from keras_superattn.layers import VARIANTS
 
+# The repository's root folder.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Batch, sequence length, model width and heads of the small layer tests.
 B, L, D, H = 2, 8, 16, 4
 # Token ids of the small generative models (0 pads).
@@ -21,8 +24,8 @@ CONVERTED_HERE = {"tensorflow": ["standard", "efficient"], "jax": ["optimized"],
 ]
 
 __all__ = [
-    "B", "CONVERTED_HERE", "D", "H", "L", "VARIANTS", "VOCABULARY", "counting_sequences", "numpy", "padding_mask",
-    "train_reversing_translator", "trained",
+    "B", "CONVERTED_HERE", "D", "H", "L", "ROOT", "VARIANTS", "VOCABULARY", "counting_sequences", "numpy",
+    "padding_mask", "train_reversing_translator", "trained",
 ]
 
 

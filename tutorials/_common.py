@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import os
 
 from keras_superattn._validation import positive_int_argument as positive_int
 
@@ -73,12 +72,12 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
     from keras_superattn import distribution
     from keras_superattn import layers
     from keras_superattn import models
-    from keras_superattn.training import experiments
+    from keras_superattn import training
 
     args = parser(doc.split("\n")[0], seeds=3, epochs=epochs, batch_size=128, qat=True).parse_args()
     variants = settle(args, tuple(layers.VARIANTS), name)
     devices = distribution.use_data_parallel() if args.data_parallel else 1
-    config = experiments.TrainingConfig(
+    config = training.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, learning_rate_schedule="cosine",
         loss="sparse_categorical_crossentropy", validation_split=0.1, verbose=1 if not args.quick else 2,
         title=title, record=dict(devices=devices, patch_size=patch_size, **recorded(args)),
@@ -93,91 +92,6 @@ def vit_tutorial(doc, name, load, image_shape, patch_size, epochs, title):
             variant, image_shape, patch_size=patch_size, num_classes=10, attention_kwargs=args.attention_kwargs
         )
 
-    experiments.compare_variants(
+    training.compare_variants(
         build, data, variants, range(args.seeds), args.out, config, qat_epochs=args.qat_epochs or 0
     )
-
-
-def generative_report(results, out_dir, metric, higher_is_better, also=()):
-    """results.md and results.png of a `compare_generators` run: `metric`
-    (e.g. `"bleu"`) per variant, mean ± std over seeds, with the int8 file's,
-    and the further test metrics named in `also`."""
-    from keras_superattn.training.reporting import generative_table
-    from keras_superattn.training.reporting import plot_metric
-
-    table = generative_table(results, metric, also)
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(table)
-    plot_metric(results, metric, higher_is_better, os.path.join(out_dir, "results.png"))
-    print("\n" + table, flush=True)
-
-
-def decoding_predict(model, batch_size=32):
-    """`model.predict` for decoding loops, which call it once per token: the
-    same batches, so the same numbers, through `predict_on_batch`, without the
-    data pipeline that `predict` builds on every call (a quick run spent a
-    fifth of its time there)."""
-    import keras
-    import numpy as np
-
-    def predict(inputs):
-        count = len(keras.tree.flatten(inputs)[0])
-        batches = [slice(start, start + batch_size) for start in range(0, count, batch_size)]
-        return np.concatenate([
-            model.predict_on_batch(keras.tree.map_structure(lambda x, rows=rows: x[rows], inputs)) for rows in batches
-        ])
-
-    return predict
-
-
-def cached_int8(out_dir, variant, checkpoint, representative_data, validation_data, file_scores=None):
-    """A generative tutorial's best model as an int8 file with a cached
-    decoding step (`deploy.convert_generator`, `tflite/<variant>_cached_int8.tflite`):
-    its greedy agreement with the Keras model on `validation_data`'s prompts
-    (continued to the full length), cache bytes per token and milliseconds
-    per generated token; `file_scores(path) -> dict`, when given, scores the
-    file as the tutorial scores its uncached files and overrides those."""
-    from keras_superattn import deploy
-
-    path = os.path.join(out_dir, "tflite", f"{variant}_cached_int8.tflite")
-    cached = deploy.convert_generator(
-        checkpoint, path, representative_data=representative_data, validation_data=validation_data, verbose=False
-    )
-    scores = {
-        "greedy_agreement": cached.greedy_agreement,
-        "cache_bytes_per_token": cached.cache_bytes_per_token,
-        "ms_per_token": 1e3 * cached.decode_seconds,
-    }
-    if file_scores is not None:
-        scores = {**scores, "greedy_agreement_full_length": cached.greedy_agreement, **file_scores(path)}
-    return scores
-
-
-def post_training_int8(out_dir, variant, quantization, checkpoint, representative_data, calibration_samples,
-                       validation_data, file_scores):
-    """A generative tutorial's best model as `tflite/<variant>_<quantization>.tflite`
-    by post-training quantization (`deploy.convert`: `"int8"`, full integer, or
-    `"int8_xnnpack"`, the file for phone CPUs), scored by `file_scores(path) -> dict`,
-    with the next-token agreement of the conversion's check."""
-    from keras_superattn import deploy
-
-    path = os.path.join(out_dir, "tflite", f"{variant}_{quantization}.tflite")
-    conversion = deploy.convert(
-        checkpoint, path, quantization=quantization, representative_data=representative_data,
-        num_calibration_samples=calibration_samples, validation_data=validation_data, verbose=False,
-    )
-    return {**file_scores(path), "token_agreement": conversion.agreement}
-
-
-def quantization_aware_int8(out_dir, variant, checkpoint, data, config, epochs, validation_inputs, file_scores):
-    """A generative tutorial's best model fine-tuned `epochs` with
-    quantization-aware training (`experiments.fine_tune_quantized`) and
-    converted to `tflite/<variant>_qat_int8.tflite` from its trained ranges;
-    `file_scores(path) -> dict` scores the file as the post-training one."""
-    from keras_superattn import deploy
-    from keras_superattn.training import experiments
-
-    quantized = experiments.fine_tune_quantized(checkpoint, data, config, epochs)
-    path = os.path.join(out_dir, "tflite", f"{variant}_qat_int8.tflite")
-    deploy.convert(quantized, path, validation_data=validation_inputs, verbose=False)
-    return {"epochs": epochs, **file_scores(path)}

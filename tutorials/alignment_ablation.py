@@ -32,7 +32,8 @@ import keras  # noqa: E402
 import language_model  # noqa: E402
 from keras import ops  # noqa: E402
 
-from keras_superattn.training import experiments  # noqa: E402
+from keras_superattn import training  # noqa: E402
+from keras_superattn.training import reporting  # noqa: E402
 
 
 @keras.saving.register_keras_serializable(package="alignment_ablation")
@@ -80,8 +81,8 @@ def main():
     def build(arm):
         return language_model.build(*ARMS[arm], quick=args.quick)
 
-    results = experiments.compare_generators(build, data, arms, range(args.seeds), args.out, config, evaluate)
-    _common.generative_report(results, args.out, "perplexity", higher_is_better=False)
+    results = training.compare_generators(build, data, arms, range(args.seeds), args.out, config, evaluate)
+    reporting.write_generative_report(results, args.out, "perplexity", higher_is_better=False)
 
 
 if __name__ == "__main__":

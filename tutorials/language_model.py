@@ -41,7 +41,9 @@ from keras_superattn import generation  # noqa: E402
 from keras_superattn import layers  # noqa: E402
 from keras_superattn import models  # noqa: E402
 from keras_superattn import text  # noqa: E402
-from keras_superattn.training import experiments  # noqa: E402
+from keras_superattn import training  # noqa: E402
+from keras_superattn.training import int8_reports  # noqa: E402
+from keras_superattn.training import reporting  # noqa: E402
 
 VOCABULARY_SIZE, SEQUENCE_LENGTH, PROMPT_LENGTH, TEST_REVIEWS = 4000, 64, 16, 1000
 WIDTH, HEADS, FEEDFORWARD, LAYERS = 128, 4, 256, 2
@@ -52,11 +54,13 @@ def main():
     args = _common.parser(__doc__.split("\n")[0], seeds=2, epochs=3, batch_size=128, qat=True).parse_args()
     variants = _common.settle(args, tuple(layers.VARIANTS), "language_model")
     config, data, evaluate, convert = prepare(args)
-    results = experiments.compare_generators(
+    results = training.compare_generators(
         lambda variant: build(variant, args.attention_kwargs, quick=args.quick), data, variants, range(args.seeds),
         args.out, config, evaluate, convert,
     )
-    _common.generative_report(results, args.out, "perplexity", higher_is_better=False, also=["bits_per_character"])
+    reporting.write_generative_report(
+        results, args.out, "perplexity", higher_is_better=False, also=["bits_per_character"]
+    )
 
 
 def vocabulary_size(quick):
@@ -71,21 +75,11 @@ def build(variant, attention_kwargs=None, quick=False):
     )
 
 
-def windows(token_lists, length):
-    """`(inputs, targets)` int32 arrays `(N, length)`: consecutive windows of
-    each list of ids, the targets shifted by one, the last window padded."""
-    rows = [ids[begin : begin + length + 1] for ids in token_lists for begin in range(0, len(ids) - 1, length)]
-    ids = np.zeros((len(rows), length + 1), np.int32)
-    for index, row in enumerate(rows):
-        ids[index, : len(row)] = row
-    return ids[:, :-1], ids[:, 1:]
-
-
 def prepare(args):
     """The tutorial's training config, `(train, validation)` arrays, and its
     `evaluate` and `convert` hooks of `compare_generators`."""
     pieces = vocabulary_size(args.quick)
-    config = experiments.TrainingConfig(
+    config = training.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, learning_rate_schedule="cosine",
         # XLA's compile costs a quick run more than it saves (it is tested in test_experiments).
         loss="token_crossentropy", verbose=1 if not args.quick else 2, tensorflow_xla=not args.quick,
@@ -109,7 +103,7 @@ def prepare(args):
     tokenizer.save(os.path.join(args.out, "subwords.model"))
 
     def arrays(texts):
-        return windows(tokenizer.encode(texts), SEQUENCE_LENGTH)
+        return text.windows(tokenizer.encode(texts), SEQUENCE_LENGTH)
 
     test_ids, test_labels = arrays(test_reviews[:TEST_REVIEWS])
     characters = tokenizer.character_count(test_labels)
@@ -124,7 +118,7 @@ def prepare(args):
         def predict(ids):
             return model.predict(ids, batch_size=256, verbose=0)
 
-        decoding = _common.decoding_predict(model, batch_size=256)
+        decoding = generation.batched_predict(model, batch_size=256)
         greedy = tokenizer.decode(continue_prompts(decoding, EXAMPLES)[:, PROMPT_LENGTH:])
         sampled = tokenizer.decode(continue_prompts(decoding, EXAMPLES, temperature=0.8)[:, PROMPT_LENGTH:])
         return {
@@ -144,24 +138,24 @@ def prepare(args):
         file = deploy.TFLiteModel(path)
         return {
             "perplexity": generation.perplexity(file.predict, test_ids[sequences], test_labels[sequences]),
-            "greedy_agreement": float(np.mean((ids == keras_ids).all(axis=1))),
+            "greedy_agreement": generation.sequence_agreement(ids, keras_ids),
             "ms_per_token": 1e3 * seconds,
         }
 
     def convert(variant, checkpoint):
         validation_inputs = data[1][0][:CALIBRATION]
         model = keras.saving.load_model(checkpoint)
-        keras_ids = continue_prompts(_common.decoding_predict(model), INT8_SEQUENCES)
+        keras_ids = continue_prompts(generation.batched_predict(model), INT8_SEQUENCES)
 
         def post_training(quantization):
-            return _common.post_training_int8(
+            return int8_reports.post_training_int8_scores(
                 args.out, variant, quantization, checkpoint, data[0][0], CALIBRATION, validation_inputs,
                 lambda path: file_scores(path, keras_ids),
             )
 
         scores = {
             # Its check continues the first quarter of each window: PROMPT_LENGTH pieces, as above.
-            "cached": _common.cached_int8(args.out, variant, checkpoint, data[0][0], first_windows),
+            "cached": int8_reports.cached_int8_scores(args.out, variant, checkpoint, data[0][0], first_windows),
             **post_training("int8"),
             "xnnpack": post_training("int8_xnnpack"),
             "float_perplexity_same_sequences": generation.perplexity(
@@ -169,7 +163,7 @@ def prepare(args):
             ),
         }
         if args.qat_epochs:
-            scores["qat"] = _common.quantization_aware_int8(
+            scores["qat"] = int8_reports.quantization_aware_int8_scores(
                 args.out, variant, checkpoint, data, config, args.qat_epochs, validation_inputs,
                 lambda path: file_scores(path, keras_ids),
             )

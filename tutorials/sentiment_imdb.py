@@ -27,7 +27,7 @@ from keras_superattn import datasets  # noqa: E402
 from keras_superattn import distribution  # noqa: E402
 from keras_superattn import layers  # noqa: E402
 from keras_superattn import models  # noqa: E402
-from keras_superattn.training import experiments  # noqa: E402
+from keras_superattn import training  # noqa: E402
 
 VARIANTS = (*layers.VARIANTS, "mha")
 NUM_WORDS, SEQUENCE_LENGTH = 20000, 32
@@ -37,7 +37,7 @@ def main():
     args = _common.parser(__doc__.split("\n")[0], seeds=5, epochs=10, batch_size=64, qat=True).parse_args()
     variants = _common.settle(args, VARIANTS, "sentiment_imdb")
     devices = distribution.use_data_parallel() if args.data_parallel else 1
-    config = experiments.TrainingConfig(
+    config = training.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, loss="binary_crossentropy",
         validation_split=0.1, verbose=1 if not args.quick else 2, title="IMDB sentiment, l = d = 32, 4 heads",
         record=dict(devices=devices, num_words=NUM_WORDS, sequence_length=SEQUENCE_LENGTH, **_common.recorded(args)),
@@ -49,7 +49,7 @@ def main():
     def build(variant):
         return models.text_classifier(variant, NUM_WORDS, SEQUENCE_LENGTH, attention_kwargs=args.attention_kwargs)
 
-    experiments.compare_variants(
+    training.compare_variants(
         build, data, variants, range(args.seeds), args.out, config, qat_epochs=args.qat_epochs or 0
     )
 

@@ -40,8 +40,10 @@ from keras_superattn import generation  # noqa: E402
 from keras_superattn import layers  # noqa: E402
 from keras_superattn import models  # noqa: E402
 from keras_superattn import text  # noqa: E402
+from keras_superattn import training  # noqa: E402
 from keras_superattn.training import callbacks  # noqa: E402
-from keras_superattn.training import experiments  # noqa: E402
+from keras_superattn.training import int8_reports  # noqa: E402
+from keras_superattn.training import reporting  # noqa: E402
 
 VOCABULARY_SIZE, SOURCE_LENGTH, TARGET_LENGTH = 4000, 24, 24
 WIDTH, HEADS, FEEDFORWARD = 128, 4, 256
@@ -53,7 +55,7 @@ def main():
     variants = _common.settle(args, tuple(layers.VARIANTS), "translation_spa_eng")
     # 2,048 pairs (--quick) hold too few distinct pieces for 4,000.
     vocabulary_size = 500 if args.quick else VOCABULARY_SIZE
-    config = experiments.TrainingConfig(
+    config = training.TrainingConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=1e-3, learning_rate_schedule="cosine",
         loss="token_crossentropy", verbose=1 if not args.quick else 2,
         title=(
@@ -90,7 +92,7 @@ def main():
 
     def keras_translation(model, pairs):
         source = english([e for e, _ in pairs])
-        predict = _common.decoding_predict(model)
+        predict = generation.batched_predict(model)
         return translate(lambda target: predict({"source": source, "target": target}), len(pairs))
 
     def bleu(model, pairs):
@@ -124,11 +126,11 @@ def main():
         translations[path] = ids
         scores = {
             "bleu": generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), [s for _, s in test]),
-            "greedy_agreement": float(np.mean((ids == keras_ids).all(axis=1))),
+            "greedy_agreement": generation.sequence_agreement(ids, keras_ids),
             "ms_per_token": 1e3 * seconds,
         }
         if int8_path is not None:
-            scores["greedy_agreement_with_int8_file"] = float(np.mean((ids == translations[int8_path]).all(axis=1)))
+            scores["greedy_agreement_with_int8_file"] = generation.sequence_agreement(ids, translations[int8_path])
         return scores
 
     def convert(variant, checkpoint):
@@ -137,7 +139,7 @@ def main():
         keras_ids, _ = keras_translation(keras.saving.load_model(checkpoint), test)
 
         def post_training(quantization):
-            return _common.post_training_int8(
+            return int8_reports.post_training_int8_scores(
                 args.out, variant, quantization, checkpoint, train_inputs, CALIBRATION, validation_inputs,
                 lambda path: file_scores(path, keras_ids),
             )
@@ -146,12 +148,12 @@ def main():
         int8_path = os.path.join(args.out, "tflite", f"{variant}_int8.tflite")
         # Scored as the uncached files, stopped at [end]; `greedy_agreement_full_length`
         # is the conversion's check, each test prompt continued to the full length.
-        scores["cached"] = _common.cached_int8(
+        scores["cached"] = int8_reports.cached_int8_scores(
             args.out, variant, checkpoint, train_inputs, arrays(test)[0],
             lambda path: file_scores(path, keras_ids, int8_path),
         )
         if args.qat_epochs:
-            scores["qat"] = _common.quantization_aware_int8(
+            scores["qat"] = int8_reports.quantization_aware_int8_scores(
                 args.out, variant, checkpoint, data, config, args.qat_epochs, validation_inputs,
                 lambda path: file_scores(path, keras_ids),
             )
@@ -165,10 +167,10 @@ def main():
             embedding_dim=WIDTH, num_heads=HEADS, intermediate_dim=FEEDFORWARD, attention_kwargs=args.attention_kwargs,
         )
 
-    results = experiments.compare_generators(
+    results = training.compare_generators(
         build, data, variants, range(args.seeds), args.out, config, evaluate, convert, learning_curve
     )
-    _common.generative_report(results, args.out, "bleu", higher_is_better=True)
+    reporting.write_generative_report(results, args.out, "bleu", higher_is_better=True)
 
 
 if __name__ == "__main__":

@@ -20,50 +20,26 @@ has its own int8 scale, the same in both signatures and for its entries, so
 the caller copies int8 entries into the int8 cache as they are.
 """
 
-import contextlib
-import dataclasses
 import os
-import tempfile
 
 import keras
 import numpy as np
 
-from keras_superattn.deploy import calibration
+from keras_superattn._files import atomic_path
+from keras_superattn.deploy import bridge
 from keras_superattn.deploy import flatbuffer
+from keras_superattn.deploy.full_integer import check_full_integer
 from keras_superattn.deploy.generate import DECODE
 from keras_superattn.deploy.generate import PREFILL
 from keras_superattn.deploy.generate import TFLiteGenerator
+from keras_superattn.deploy.inputs import check_choice
+from keras_superattn.deploy.inputs import model_samples
+from keras_superattn.deploy.results import CachedConversion
+from keras_superattn.deploy.tensorflow_converter import to_tflite
 from keras_superattn.generation import Generator
-from keras_superattn.layers.base_attention import conversion_forms
+from keras_superattn.generation import sequence_agreement
 
 CACHED_QUANTIZATIONS = ("int8", "float32")
-
-
-@dataclasses.dataclass(frozen=True)
-class CachedConversion:
-    """What `convert_generator` wrote, and how closely it follows Keras.
-
-    Attributes:
-        path: the written `.tflite` file.
-        quantization: `"int8"` or `"float32"`.
-        greedy_agreement: share of the checked prompts whose greedy
-            continuation by the file equals the Keras model's (cached).
-        num_checked: number of prompts checked.
-        cache_bytes_per_token: bytes of self-attention cache per token,
-            all layers: `layers * n * d` times 1 (int8) or 4 (float32).
-        decode_seconds: mean seconds of one `decode` invocation (one
-            generated token) during the check, on LiteRT's default threads.
-    """
-
-    path: str
-    quantization: str
-    greedy_agreement: float
-    num_checked: int
-    cache_bytes_per_token: int
-    decode_seconds: float
-
-    def __fspath__(self):
-        return self.path
 
 
 def convert_generator(
@@ -102,48 +78,37 @@ def convert_generator(
     Returns:
         A `CachedConversion`.
     """
-    from keras_superattn.deploy.convert import _check_choice
-    from keras_superattn.deploy.convert import _samples
-    from keras_superattn.deploy.convert import _umask
-
-    _check_choice("quantization", quantization, CACHED_QUANTIZATIONS)
+    check_choice("quantization", quantization, CACHED_QUANTIZATIONS)
     if keras.backend.backend() != "tensorflow":
-        from keras_superattn.deploy import _worker
+        from keras_superattn.deploy.convert import as_arrays
 
-        return _worker.convert_in_tensorflow(
-            model, output_path, function="convert_generator", quantization=quantization,
-            representative_data=representative_data, num_calibration_samples=num_calibration_samples,
-            validation_data=validation_data, verbose=verbose,
+        return bridge.run_in_tensorflow(
+            f"{__name__}:convert_generator", model, output_path, quantization=quantization,
+            representative_data=as_arrays(representative_data), num_calibration_samples=num_calibration_samples,
+            validation_data=as_arrays(validation_data), verbose=verbose,
         )
     if isinstance(model, (str, os.PathLike)):
         model = keras.saving.load_model(model, compile=False)
     generator = Generator(model)
     samples = None
     if quantization == "int8":
-        samples = _samples("representative_data", representative_data, model)
+        samples = model_samples("representative_data", representative_data, model)
         samples = {name: x[:num_calibration_samples] for name, x in samples.items()}
-    checked = samples if validation_data is None else _samples("validation_data", validation_data, model)
+    checked = samples if validation_data is None else model_samples("validation_data", validation_data, model)
     if checked is None:
         raise ValueError(
             "Argument `validation_data` is required for a float32 file (int8 checks its calibration data). "
             "Received: None"
         )
     tflite_bytes = _convert(generator, quantization, samples)
-    folder = os.path.dirname(os.path.abspath(output_path))
-    os.makedirs(folder, exist_ok=True)
     prompts, sources = _prompts(generator, checked)
     want = generator.generate(prompts, source=sources)
-    with tempfile.NamedTemporaryFile(dir=folder, suffix=".tflite.part", delete=False) as f:
-        f.write(tflite_bytes)
-    os.chmod(f.name, 0o666 & ~_umask())  # as open() would create it
-    try:
-        got, decode_seconds = TFLiteGenerator(f.name).generate(prompts, source=sources)
-        os.replace(f.name, output_path)
-    finally:
-        if os.path.exists(f.name):
-            os.unlink(f.name)
+    with atomic_path(output_path, suffix=".tflite.part") as temporary:
+        with open(temporary, "wb") as f:
+            f.write(tflite_bytes)
+        got, decode_seconds = TFLiteGenerator(temporary).generate(prompts, source=sources)
     conversion = CachedConversion(
-        os.fspath(output_path), quantization, float(np.mean((got == want).all(axis=1))), len(prompts),
+        os.fspath(output_path), quantization, sequence_agreement(got, want), len(prompts),
         _cache_bytes_per_token(generator, quantization), decode_seconds,
     )
     if verbose:
@@ -168,18 +133,6 @@ def _prompts(generator, inputs):
     tokens = np.asarray(next(iter(inputs.values())))
     prompts = np.where(np.arange(tokens.shape[1]) < max(1, tokens.shape[1] // 4), tokens, 0)
     return prompts.astype("int32"), None
-
-
-@contextlib.contextmanager
-def _returning_cache_entries(generator):
-    attention = [layer for decoder in generator.decoders for layer in decoder.attention_layers]
-    for layer in attention:
-        layer._cache_returns_entries = True
-    try:
-        yield
-    finally:
-        for layer in attention:
-            layer._cache_returns_entries = False
 
 
 def _streams(generator, attention):
@@ -209,26 +162,23 @@ def _empty(batch, length, width, streams):
 
 
 def _signatures(generator):
-    """The `prefill` and `decode` functions and their input specs."""
-    import tensorflow as tf
-
+    """`{signature key: (function, {input name: (shape, dtype)})}` of the file."""
     length, width = generator.sequence_length, generator.embedding.embedding_dim
     self_streams = _streams(generator, "self_attention_layer")
-    prefill_specs = {"tokens": tf.TensorSpec((1, length), tf.int32, name="tokens")}
+    prefill_specs = {"tokens": ((1, length), "int32")}
     decode_specs = {
-        "token": tf.TensorSpec((1, 1), tf.int32, name="token"),
+        "token": ((1, 1), "int32"),
         # Shape (1,), not a scalar: arm64 LiteRT crashes on a 0-d input.
-        "index": tf.TensorSpec((1,), tf.int32, name="index"),
+        "index": ((1,), "int32"),
     }
     for name in _names("cache", self_streams):
-        decode_specs[name] = tf.TensorSpec((1, length, width), tf.float32, name=name)
+        decode_specs[name] = ((1, length, width), "float32")
     if generator.is_translator:
         cross_streams = _streams(generator, "cross_attention_layer")
         source_length = generator.model.get_layer("source_embedding").sequence_length
-        source = tf.TensorSpec((1, source_length), tf.int32, name="source")
-        prefill_specs["source"] = decode_specs["source"] = source
+        prefill_specs["source"] = decode_specs["source"] = ((1, source_length), "int32")
         for name in _names("cross", cross_streams):
-            decode_specs[name] = tf.TensorSpec((1, source_length, width), tf.float32, name=name)
+            decode_specs[name] = ((1, source_length, width), "float32")
 
     def prefill(inputs):
         tokens = inputs["tokens"]
@@ -238,7 +188,7 @@ def _signatures(generator):
             encoded = generator.encoder(inputs["source"], training=False)  # (1, S, d)
             source_mask = keras.ops.not_equal(inputs["source"], 0)
             cross = _empty(1, source_length, width, cross_streams)
-        logits, _, caches, cross = generator._step(tokens, empty, cross, source_mask, 0, encoded)
+        logits, _, caches, cross = generator.run_blocks(tokens, empty, cross, source_mask, 0, encoded)
         outputs = {"logits": logits, **_split(caches, "cache", self_streams)}
         if generator.is_translator:
             outputs.update(_split(cross, "cross", cross_streams))
@@ -251,7 +201,7 @@ def _signatures(generator):
             source_mask = keras.ops.not_equal(inputs["source"], 0)
         caches = _join(inputs, "cache", self_streams)
         index = inputs["index"][0]
-        logits, _, entries, _ = generator._step(inputs["token"], caches, cross, source_mask, index, None)
+        logits, _, entries, _ = generator.run_blocks(inputs["token"], caches, cross, source_mask, index, None)
         return {"logits": logits[:, 0], **_split(entries, "entries", self_streams)}
 
     return {PREFILL: (prefill, prefill_specs), DECODE: (decode, decode_specs)}
@@ -259,15 +209,6 @@ def _signatures(generator):
 
 def _names(prefix, streams):
     return [f"{prefix}_{name}_{block}" for block, names in enumerate(streams) for name in names]
-
-
-def _positional(function, names):
-    """`function(inputs dict)` as an endpoint taking the inputs in order."""
-
-    def endpoint(*inputs):
-        return function(dict(zip(names, inputs)))
-
-    return endpoint
 
 
 def _calibration_samples(generator, samples):
@@ -303,28 +244,7 @@ def _blocks(stacked):
 
 
 def _convert(generator, quantization, samples):
-    import tensorflow as tf
-    from tensorflow.lite.python import convert as tflite_convert
-
-    from keras_superattn.deploy.convert import check_full_integer
-
     calibration_samples = _calibration_samples(generator, samples) if samples is not None else None
-    with tempfile.TemporaryDirectory() as saved_model, _returning_cache_entries(generator), conversion_forms():
-        archive = keras.export.ExportArchive()
-        archive.track(generator.model)
-        for key, (function, specs) in _signatures(generator).items():
-            archive.add_endpoint(key, _positional(function, list(specs)), input_signature=list(specs.values()))
-        archive.write_out(saved_model, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[PREFILL, DECODE])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantization == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.representative_dataset = _representative_dataset(calibration_samples)
-            converter._experimental_calibrate_only = True
-        converted = converter.convert()
-    if quantization == "float32":
-        return converted
     # The decoding step's cache input first: its scale is the one XNNPACK's
     # int8 concatenation of cache and new entries insists on.
     tied = [
@@ -334,10 +254,14 @@ def _convert(generator, quantization, samples):
     if generator.is_translator:
         cross_names = _names("cross", _streams(generator, "cross_attention_layer"))
         tied += [[(DECODE, name), (PREFILL, name)] for name in cross_names]
-    calibrated = calibration.recalibrate(converted, calibration_samples, tied=tied)
-    quantized = tflite_convert.mlir_quantize(calibrated, input_data_type=tf.int8, output_data_type=tf.int8)
-    check_full_integer(quantized, model=generator.model)
-    return _same_quantization(quantized, tied)
+    converted = to_tflite(
+        generator.model, _signatures(generator), quantization, calibration_samples, tied=tied,
+        cache_returns_entries=True,
+    )
+    if quantization == "float32":
+        return converted
+    check_full_integer(converted, model=generator.model)
+    return _same_quantization(converted, tied)
 
 
 def _same_quantization(tflite_bytes, tied):
@@ -351,12 +275,3 @@ def _same_quantization(tflite_bytes, tied):
         for quantization in others:
             quantization.scale, quantization.zeroPoint = first.scale, first.zeroPoint
     return flatbuffer.write_model(model)
-
-
-def _representative_dataset(samples):
-    def generate():
-        for key, inputs in samples.items():
-            for row in range(len(next(iter(inputs.values())))):
-                yield key, {name: values[row : row + 1] for name, values in inputs.items()}
-
-    return generate

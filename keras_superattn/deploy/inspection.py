@@ -135,7 +135,7 @@ def xnnpack_partitions(path):
     """How many pieces LiteRT's XNNPACK delegate cuts the graph into: 1 when it
     takes every op; each op it leaves to LiteRT's own kernels (int8 SOFTMAX,
     GELU, RSQRT, BATCH_MATMUL of two activations, measured by
-    benchmarks/int8_delegation.py) splits it further."""
+    benchmarks/int8_delegation.py at 3495e53) splits it further."""
     from keras_superattn.deploy.runtime import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)

@@ -5,7 +5,7 @@ INTEGER_QUANTIZATIONS = ("int8", "int8_xnnpack", "int16x8")  # calibrated on rep
 
 # The ops that LiteRT's XNNPACK delegate does not take in int8, so that each
 # one splits the graph and runs on slow reference kernels (BENCHMARKS.md,
-# benchmarks/int8_delegation.py). "int8_xnnpack" keeps them in float32, where
+# benchmarks/int8_delegation.py at 3495e53). "int8_xnnpack" keeps them in float32, where
 # XNNPACK takes them: everything else stays int8.
 XNNPACK_FLOAT_OPS = ("BATCH_MATMUL", "SOFTMAX", "GELU", "RSQRT")
 # Calibrated with measured ranges and quantized by TensorFlow's MLIR quantizer.

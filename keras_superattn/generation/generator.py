@@ -145,7 +145,7 @@ class Generator:
     def _run(self, token_ids, cache, index, encoded):
         self_caches = [cache["self"][:, layer] for layer in range(len(self.decoders))]
         cross_caches = [cache["cross"][:, layer] for layer in range(len(self.decoders))] if self.is_translator else None
-        logits, hidden_states, self_caches, cross_caches = self._step(
+        logits, hidden_states, self_caches, cross_caches = self.run_blocks(
             token_ids, self_caches, cross_caches, cache.get("source_mask"), index, encoded
         )
         cache = {**cache, "self": ops.stack(self_caches, axis=1)}
@@ -153,10 +153,25 @@ class Generator:
             cache["cross"] = ops.stack(cross_caches, axis=1)
         return logits, hidden_states, cache
 
-    def _step(self, token_ids, self_caches, cross_caches, source_mask, index, encoded):
-        """The blocks on `token_ids` with one cache `(B, n, T, d)` per block
-        (and cross-attention cache, in a translator); returns the logits,
-        hidden states and the blocks' updated caches."""
+    def run_blocks(self, token_ids, self_caches, cross_caches, source_mask, index, encoded):
+        """The model on `token_ids (B, l)` at positions `index...`, with the
+        caches as separate tensors: the form `deploy` exports.
+
+        Args:
+            token_ids: int tensor `(B, l)`.
+            self_caches: per block, its self-attention cache `(B, n, T, d)`
+                or a tuple of `n` tensors `(B, T, d)`.
+            cross_caches: a translator's per-block cross-attention caches
+                (filled from `encoded` when it is given); None otherwise.
+            source_mask: a translator's `(B, S)` source padding mask, or None.
+            index: the position of the first token (int or scalar tensor).
+            encoded: a translator's encoded source `(B, S, d)` to fill the
+                cross caches from (the prefill), or None to use them as given.
+
+        Returns:
+            `(logits (B, l, V), hidden states (B, l, d), updated self caches,
+            updated cross caches or None)`.
+        """
         x = self.embedding(token_ids, start_index=index, training=False)  # (B, l, d)
         new_self, new_cross = [], []
         for layer, decoder in enumerate(self.decoders):

@@ -59,6 +59,17 @@ def perplexity(predict, ids, labels, batch_size=256):
     return math.exp(mean_token_loss(predict, ids, labels, batch_size))
 
 
+def sequence_agreement(got, want):
+    """Share of the rows of two `(N, T)` id arrays that are equal throughout:
+    e.g. greedy continuations of a file against its Keras model's."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape or got.ndim != 2:
+        raise ValueError(
+            f"Arguments `got` and `want` must be id arrays of one shape (N, T). Received: {got.shape}, {want.shape}"
+        )
+    return float(np.mean((got == want).all(axis=1)))
+
+
 def corpus_bleu(hypotheses, references):
     """sacreBLEU's corpus BLEU (0-100) of one hypothesis and one reference
     text per sentence."""

@@ -9,6 +9,7 @@ scores the whole sequence at every step. The choice of each token runs in
 NumPy, so a seeded sampler picks the same tokens on every backend.
 """
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -153,6 +154,21 @@ def full_sequence_next(predict):
         return logits, None, cache
 
     return next
+
+
+def batched_predict(model, batch_size=32):
+    """`model.predict` for decoding loops, which call it once per token: the
+    same batches, so the same numbers, through `predict_on_batch`, without the
+    data pipeline that `predict` builds on every call (a quick run spent a
+    fifth of its time there)."""
+    def predict(inputs):
+        count = len(keras.tree.flatten(inputs)[0])
+        batches = [slice(start, start + batch_size) for start in range(0, count, batch_size)]
+        return np.concatenate([
+            model.predict_on_batch(keras.tree.map_structure(lambda x, rows=rows: x[rows], inputs)) for rows in batches
+        ])
+
+    return predict
 
 
 def decode(predict, ids, start, stop_id=None, temperature=0.0, seed=None):

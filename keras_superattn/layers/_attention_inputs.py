@@ -54,6 +54,11 @@ def cache_positions(mask, index, length):
 
 def check_cache(layer, cache, key, return_attention_scores):
     """Validates a cache `layer` is called with, and the arguments a cache rules out."""
+    if layer.cache_streams is None:
+        raise ValueError(
+            f"{type(layer).__name__} states no cache layout: a variant that decodes with a `cache` sets the class "
+            "attribute `cache_streams` (2: keys and values; 1: keys that are also the values). Received a `cache`"
+        )
     width = layer.num_heads * layer.head_dim
     if isinstance(cache, (tuple, list)):
         shapes = tuple(tuple(stream.shape) for stream in cache)

@@ -1,7 +1,5 @@
 """The machinery shared by every attention variant."""
 
-import contextlib
-
 import keras
 from keras import ops
 
@@ -18,6 +16,7 @@ from keras_superattn.layers._attention_inputs import combine_masks
 from keras_superattn.layers._attention_inputs import is_zero
 from keras_superattn.layers._attention_inputs import sequence_length
 from keras_superattn.layers._attention_inputs import streams_of
+from keras_superattn.layers.export_mode import current as export_mode
 from keras_superattn.layers.fake_quant import PROBABILITY_RANGE
 from keras_superattn.layers.fake_quant import QuantizationAware
 
@@ -36,7 +35,7 @@ _MASK_MARGIN = 30.0
 _INT8_MASK_MARGIN = 16.0
 
 # The attention core is chosen per backend by measurement (BENCHMARKS.md,
-# "Attention core" and "Where the time goes"; benchmarks/attention_core.py):
+# "Attention core" and "Where the time goes"; benchmarks/attention_core.py at 3495e53):
 # PyTorch's fused SDPA kernel beats an explicit matmul-softmax-matmul (which
 # takes 1.9x its time forward, 2.1x forward + backward); TensorFlow's and
 # JAX's CPU `dot_product_attention` is not fused, and the explicit form takes
@@ -50,26 +49,6 @@ _FUSED_CORE = keras.backend.backend() == "torch"
 _NORMALISE_AFTER_SUM = keras.backend.backend() == "jax"
 
 
-_converting = False
-
-
-@contextlib.contextmanager
-def conversion_forms():
-    """Within this context the layers trace the forms a TFLite file needs
-    where those differ from the fastest in Keras (Super's `W_A X` as a
-    FULLY_CONNECTED); `deploy` converts in it."""
-    global _converting
-    before, _converting = _converting, True
-    try:
-        yield
-    finally:
-        _converting = before
-
-
-def converting():
-    """Whether the layers are traced for a TFLite file (`conversion_forms`)."""
-    return _converting
-
 
 @keras.saving.register_keras_serializable(package="keras_superattn")
 class BaseAttention(QuantizationAware, keras.layers.Layer):
@@ -77,13 +56,35 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
 
     The variants of arXiv 2403.01643 differ only in which inputs get a learned
     `(d, d)` projection before the heads are split and in how the values are
-    formed. A subclass states the first with the class attributes
-    `projects_key` / `projects_value` and the second by overriding
-    `_form_values`. Queries and the output always have a projection.
+    formed. Queries and the output always have a projection.
 
     Per head the layer computes `softmax(q k^T / sqrt(d_k)) v`, with
     `d_k = d / num_heads` and `d` the last dimension of the query; the heads
     are merged and projected by `attention_output`.
+
+    A new variant is a subclass that states, and a registry entry
+    (`layers.registry.VARIANTS`):
+
+    - `projects_key`, `projects_value` (class attributes, default True):
+      which inputs get a projection; `costs` counts from them.
+    - `cache_streams` (class attribute): the tensors of width `d` a cache
+      keeps per token for decoding: 2 (keys, then values), or 1 when the
+      values are the keys (neither projected). None (the default): the
+      variant cannot decode with a cache, and a call with one is refused.
+    - `_form_values(value, source_mask, use_causal_mask)`: the values
+      `(B, s, d)` from the value input, if they are not its projection.
+    - `_cache_entries(value, cached_keys, index, source_mask,
+      use_causal_mask)`: the new tokens' cache entries, to override when a
+      token's value depends on other tokens (Super's `W_A` mixing).
+    - `_quantized_tensors`: further tensors it passes through
+      `self._fake_quant(name, x)`, so that quantization-aware training
+      simulates their int8 ranges.
+    - `get_config` / `compute_output_spec`, when it adds arguments or
+      checks.
+
+    Where a converter needs another form of the same numbers, the variant
+    reads `export_mode.current()` (Super's `W_A X`); nothing sets flags on a
+    layer from outside.
 
     Args:
         num_heads: int. Number of attention heads; must divide the query width.
@@ -144,6 +145,7 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
 
     projects_key = True
     projects_value = True
+    cache_streams = None
     # The tensors of the attention core that an int8 file quantizes, beyond
     # the projections' outputs (fake-quantized when `quantization_aware`).
     _quantized_tensors = ("scaled_query", "scores", "floor", "masked_scores", "weights", "heads")
@@ -208,11 +210,15 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
         layer.build(input_shape)
         return layer
 
-    @property
-    def cache_streams(self):
-        """Tensors of width `d` that a cache keeps per token: keys and values,
-        or one when both are the input itself (Efficient Attention)."""
-        return 2 if self.projects_key or self.projects_value else 1
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.cache_streams not in (None, 1, 2):
+            raise TypeError(f"{cls.__name__}.cache_streams must be None, 1 or 2. Received: {cls.cache_streams!r}")
+        if cls.cache_streams == 1 and (cls.projects_key or cls.projects_value):
+            raise TypeError(
+                f"{cls.__name__}.cache_streams=1 caches the keys alone, which serve as values only when neither "
+                f"is projected. Received: projects_key={cls.projects_key}, projects_value={cls.projects_value}"
+            )
 
     def empty_cache(self, batch_size, length):
         """A zero cache `(batch_size, cache_streams, length, d)` to fill."""
@@ -296,8 +302,8 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
     def _attend_to_cache(self, query, value, cache, index, mask, source_mask, use_causal_mask):
         """Keys `(B, s, d)`, values and mask `(B | 1, l, s)` of the cached
         positions before `index` followed by the `value` tokens, and the
-        cache with those tokens written (or only their entries, see
-        `_cache_returns_entries`).
+        cache with those tokens written (or only their entries, in an
+        `ExportMode` with `cache_returns_entries`).
 
         The new tokens are attended to as computed, not read back from the
         updated cache: in an int8 file the cache update (a dynamic update
@@ -319,16 +325,11 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
             keys = ops.concatenate([streams[0], keys], axis=1)  # (B, S + l, d)
             values = ops.concatenate([streams[-1], values], axis=1)  # (B, S + l, d)
             new = ops.concatenate([ops.logical_and(mask, written), new], axis=-1)  # (B | 1, l, S + l)
-        if not self._cache_returns_entries:
+        if not export_mode().cache_returns_entries:
             entries = [ops.slice_update(stream, (0, index, 0), entry) for stream, entry in zip(streams, entries)]
         if isinstance(cache, (tuple, list)):
             return keys, values, new, tuple(entries)
         return keys, values, new, ops.stack(entries, axis=1)  # (B, n, S | l, d)
-
-    # An exported decoding step (`deploy`) returns the new entries, not the
-    # updated cache, and its caller writes them: the update has no int8
-    # kernel.
-    _cache_returns_entries = False
 
     def _split_heads(self, x):
         # (B, l, d) -> (B, l, h, d_k): head i owns columns i*d_k:(i+1)*d_k.
@@ -352,7 +353,7 @@ class BaseAttention(QuantizationAware, keras.layers.Layer):
         scores = self._fake_quant("scores", scores)
         if mask is not None:
             lowest = ops.min(scores, axis=-1, keepdims=True)  # (B, h, l, 1)
-            if self.quantization_aware or converting():
+            if self.quantization_aware or export_mode().tflite:
                 top_allowed = ops.max(ops.where(mask, scores, lowest), axis=-1, keepdims=True)  # (B, h, l, 1)
                 floor = self._fake_quant("floor", top_allowed - _INT8_MASK_MARGIN)
             else:

@@ -33,3 +33,5 @@ class EfficientAttention(BaseAttention):
 
     projects_key = False
     projects_value = False
+    # The values are the keys: a cache keeps one stream, half the bytes.
+    cache_streams = 1

@@ -31,3 +31,5 @@ class OptimizedAttention(BaseAttention):
     """
 
     projects_value = False
+    # A cache keeps the projected keys and the value input.
+    cache_streams = 2

@@ -28,3 +28,6 @@ class StandardAttention(BaseAttention):
     Reference:
         Vaswani et al., "Attention Is All You Need", 2017.
     """
+
+    # A cache keeps the projected keys and values.
+    cache_streams = 2

@@ -10,7 +10,7 @@ from keras_superattn.layers._attention_inputs import is_zero
 from keras_superattn.layers._attention_inputs import sequence_length
 from keras_superattn.layers._attention_inputs import streams_of
 from keras_superattn.layers.base_attention import BaseAttention
-from keras_superattn.layers.base_attention import converting
+from keras_superattn.layers.export_mode import current as export_mode
 
 # PyTorch runs a `(s, s) x (B, s, d)` matmul as one GEMM on copies of the
 # transposed values; a batch matmul on `W_A` broadcast as a view takes less
@@ -169,7 +169,7 @@ class SuperAttention(BaseAttention):
     def _mix(self, value, source_mask, use_causal_mask):
         value = _without_padding(value, source_mask)  # (B, s, d)
         kernel = self._kernel(sequence_length(value), use_causal_mask, value.dtype)  # (s, s)
-        if not converting():
+        if not export_mode().tflite:
             if _BROADCAST_ALIGNMENT:
                 kernel = ops.broadcast_to(kernel, (ops.shape(value)[0], *kernel.shape))  # (B, s, s), a view
             return ops.matmul(kernel, value)  # (B, s, d), W_A broadcast over the batch

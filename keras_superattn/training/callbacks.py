@@ -7,6 +7,9 @@ import time
 
 import keras
 
+from keras_superattn._files import save_model_atomically
+from keras_superattn._files import write_json_atomically
+
 
 class EpochTimer(keras.callbacks.Callback):
     """Records the wall time of each training epoch."""
@@ -84,23 +87,3 @@ def read_scores(path):
         return {}
     with open(path) as f:
         return json.load(f)
-
-
-def write_json_atomically(value, path):
-    """Writes `value` as JSON to `path`, leaving either the old file or the new one."""
-    partial = f"{path}.partial"
-    with open(partial, "w") as f:
-        json.dump(value, f, indent=2)
-    os.replace(partial, path)
-
-
-def save_model_atomically(model, path):
-    """`model.save(path)` that leaves either the old file or the new one."""
-    directory, name = os.path.split(os.path.abspath(path))
-    partial = os.path.join(directory, f".{name}.partial.keras")
-    try:
-        model.save(partial)
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)

@@ -1,5 +1,9 @@
 """The report of a comparison: a markdown table and a plot of `results.json`."""
 
+import os
+
+from keras_superattn._files import write_text_atomically
+
 
 def markdown_table(results):
     seeds = len(results["seeds"])
@@ -118,3 +122,13 @@ def plot_metric(results, metric, higher_is_better, path):
         for name, s in results["summary"].items()
     }
     _plot(results, points, f"test {metric} ({'higher' if higher_is_better else 'lower'} is better)", path)
+
+
+def write_generative_report(results, out_dir, metric, higher_is_better, also=()):
+    """results.md and results.png of a `compare_generators` run: `metric`
+    (e.g. `"bleu"`) per variant, mean ± std over seeds, with the int8 file's,
+    and the further test metrics named in `also`."""
+    table = generative_table(results, metric, also)
+    write_text_atomically(table, os.path.join(out_dir, "results.md"))
+    plot_metric(results, metric, higher_is_better, os.path.join(out_dir, "results.png"))
+    print("\n" + table, flush=True)

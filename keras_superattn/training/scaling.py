@@ -16,8 +16,9 @@ import re
 
 import numpy as np
 
+from keras_superattn._files import write_json_atomically
+from keras_superattn._files import write_text_atomically
 from keras_superattn.layers import VARIANTS
-from keras_superattn.training.callbacks import write_json_atomically
 
 _RUN_FILE = re.compile(r"(?P<variant>\w+)_seed(?P<seed>\d+)\.json$")
 BASELINE = "standard"
@@ -146,7 +147,6 @@ def write_report(out_dir, sizes):
         return None
     summary = summarize(records)
     write_json_atomically({"runs": records, "summary": summary}, os.path.join(out_dir, "scaling.json"))
-    with open(os.path.join(out_dir, "scaling.md"), "w") as f:
-        f.write(markdown(records, summary))
+    write_text_atomically(markdown(records, summary), os.path.join(out_dir, "scaling.md"))
     plot(summary, os.path.join(out_dir, "scaling.png"))
     return summary

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_superattn.layers.base_attention import conversion_forms
+from keras_superattn.layers.export_mode import exporting
 from tests import reference
 from tests.helpers import VARIANTS
 from tests.helpers import padding_mask
@@ -100,14 +100,14 @@ def test_dropout_only_in_training(variant, rng, rate):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_conversion_forms_compute_the_same(variant, rng, causal):
+def test_export_forms_compute_the_same(variant, rng, causal):
     # A TFLite file gets Super's W_A X as X^T W_A^T (a FULLY_CONNECTED), Keras
     # the broadcast matmul; and masked keys a fill below the row's highest
     # allowed score rather than its lowest score. Both must be the reference's
     # numbers.
     x = rng.normal(size=(B, L, D)).astype("float32")
     mask = padding_mask(rng, B, L)
-    with conversion_forms():
+    with exporting():
         check(variant, make_layer(variant), x, causal=causal, query_mask=mask, value_mask=mask)
 
 

@@ -1,18 +1,22 @@
-"""Conversion from the JAX and PyTorch backends, in a TensorFlow subprocess.
+"""Runs a function in a TensorFlow process, for callers on JAX or PyTorch.
 
 The backend of a process is fixed when keras is imported, and conversion
-needs TensorFlow. `convert_in_tensorflow` saves the model and the arrays to a
-temporary folder and hands a JSON request holding `convert`'s arguments to a
-TensorFlow process (this module, KERAS_BACKEND=tensorflow), then reads the
-`Conversion` back. The process is started by the first conversion and serves
-the later ones, since importing TensorFlow takes about as long as converting a
-small model. Each request's output and errors go to files of its own: the
-output is printed when `verbose`, the whole error output passed on if the
-conversion fails.
+needs TensorFlow. `run_in_tensorflow("package.module:function", model,
+output_path, **arguments)` saves the model and the array arguments to a
+temporary folder and sends a JSON request to a TensorFlow process (this
+module, KERAS_BACKEND=tensorflow), which imports the function by its name,
+calls it and returns its result, a dataclass, as JSON; the class is imported
+by name here to rebuild it. The bridge knows no caller.
+
+The process is started by the first request and serves the later ones,
+since importing TensorFlow takes about as long as converting a small model.
+Each request's output and errors go to files of its own: the output is
+printed when `verbose`, the whole error output passed on if the call fails.
 """
 
 import atexit
 import dataclasses
+import importlib
 import json
 import os
 import subprocess
@@ -24,43 +28,38 @@ import warnings
 
 import numpy as np
 
-ARRAYS = ("representative_data", "validation_data")
 # The TensorFlow process, its start-up error output, and a lock so that one
 # request at a time is in flight.
 _server = {"process": None, "startup_log": None}
 _lock = threading.Lock()
 
 
-def _functions():
-    """`{name: (conversion function, its result class)}`."""
-    from keras_superattn.deploy.cached import CachedConversion
-    from keras_superattn.deploy.cached import convert_generator
-    from keras_superattn.deploy.convert import Conversion
-    from keras_superattn.deploy.convert import convert
+def run_in_tensorflow(target, model, output_path, verbose=False, **arguments):
+    """`target(model path, output_path, verbose=verbose, **arguments)` in
+    the TensorFlow process; returns its dataclass result.
 
-    return {"convert": (convert, Conversion), "convert_generator": (convert_generator, CachedConversion)}
-
-
-def convert_in_tensorflow(model, output_path, function="convert", **arguments):
-    from keras_superattn.deploy.convert import warn_if_disagreeing
-
+    Args:
+        target: `"package.module:function"`, importable in the process.
+        model: a `keras.Model` (saved to a `.keras` file) or such a file's path.
+        output_path: the file the function writes.
+        verbose: bool. Print the function's output.
+        **arguments: JSON values, NumPy arrays, or dicts of NumPy arrays.
+    """
     with tempfile.TemporaryDirectory() as folder:
         if not isinstance(model, (str, os.PathLike)):
             path = os.path.join(folder, "model.keras")
             model.save(path)
             model = path
         # Absolute paths: the process may have been started in another folder.
-        request = dict(arguments, model=os.path.abspath(model), output_path=os.path.abspath(output_path),
-                       function=function)
-        for name in ARRAYS:
-            if request.get(name) is not None:
-                # A dict of arrays (a model with several inputs) as an .npz.
-                data = arguments[name]
-                request[name] = os.path.join(folder, f"{name}.{'npz' if isinstance(data, dict) else 'npy'}")
-                if isinstance(data, dict):
-                    np.savez(request[name], **{key: np.asarray(value) for key, value in data.items()})
-                else:
-                    np.save(request[name], np.asarray(data))
+        request = {"target": target, "model": os.path.abspath(model), "output_path": os.path.abspath(output_path),
+                   "verbose": verbose, "arguments": {}, "arrays": {}}
+        for name, value in arguments.items():
+            if isinstance(value, np.ndarray) or (isinstance(value, dict) and value and all(
+                isinstance(v, np.ndarray) for v in value.values()
+            )):
+                request["arrays"][name] = _save_arrays(value, os.path.join(folder, name))
+            else:
+                request["arguments"][name] = value
         paths = {name: os.path.join(folder, name) for name in ("request.json", "result.json", "out.log", "err.log")}
         with open(paths["request.json"], "w") as f:
             json.dump(request, f)
@@ -68,14 +67,26 @@ def convert_in_tensorflow(model, output_path, function="convert", **arguments):
         with open(paths["out.log"]) as out, open(paths["err.log"]) as err:
             output, errors = out.read(), err.read()
         if failure:
-            raise ValueError(f"Conversion in the TensorFlow subprocess failed ({failure}):\n{errors.strip()}")
-        if arguments["verbose"]:
+            raise ValueError(f"{target} in the TensorFlow subprocess failed ({failure}):\n{errors.strip()}")
+        if verbose:
             print(output, end="", flush=True)
         with open(paths["result.json"]) as f:
-            conversion = _functions()[function][1](**json.load(f))
-    if function == "convert":
-        warn_if_disagreeing(conversion)
-    return conversion
+            result = json.load(f)
+    return _resolve(result["type"])(**result["fields"])
+
+
+def _save_arrays(value, stem):
+    """An array as `.npy`, a dict of arrays (a model with several inputs) as `.npz`."""
+    if isinstance(value, dict):
+        np.savez(f"{stem}.npz", **value)
+        return f"{stem}.npz"
+    np.save(f"{stem}.npy", value)
+    return f"{stem}.npy"
+
+
+def _resolve(name):
+    module, _, attribute = name.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def _ask(paths):
@@ -89,7 +100,7 @@ def _ask(paths):
                     stream.close()
             _server["startup_log"] = tempfile.TemporaryFile("w+")
             process = _server["process"] = subprocess.Popen(
-                [sys.executable, "-m", "keras_superattn.deploy._worker"],
+                [sys.executable, "-m", __name__],
                 env=dict(os.environ, KERAS_BACKEND="tensorflow"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=_server["startup_log"], text=True,
             )
@@ -120,23 +131,25 @@ def _stop():
             process.kill()
 
 
-def _convert(paths):
+def _run(paths):
     with open(paths["request.json"]) as f:
         request = json.load(f)
-    convert = _functions()[request.pop("function")][0]
-    for name in ARRAYS:
-        if request.get(name) is not None:
-            loaded = np.load(request[name])
-            request[name] = dict(loaded) if request[name].endswith(".npz") else loaded
+    arguments = request["arguments"]
+    for name, path in request["arrays"].items():
+        loaded = np.load(path)
+        arguments[name] = dict(loaded) if path.endswith(".npz") else loaded
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the calling process warns, from the result
-        conversion = convert(request.pop("model"), request.pop("output_path"), **request)
+        result = _resolve(request["target"])(
+            request["model"], request["output_path"], verbose=request["verbose"], **arguments
+        )
+    kind = type(result)
     with open(paths["result.json"], "w") as f:
-        json.dump(dataclasses.asdict(conversion), f)
+        json.dump({"type": f"{kind.__module__}:{kind.__qualname__}", "fields": dataclasses.asdict(result)}, f)
 
 
 def serve():
-    """Converts the requests read from stdin, one per line, until it closes.
+    """Runs the requests read from stdin, one per line, until it closes.
 
     Replies "ok" or why not on the original stdout; file
     descriptors 1 and 2 (TensorFlow's own logs too) go to each request's logs.
@@ -152,7 +165,7 @@ def serve():
             os.dup2(out.fileno(), 1)
             os.dup2(err.fileno(), 2)
             try:
-                _convert(paths)
+                _run(paths)
                 reply = "ok"
             except Exception:
                 traceback.print_exc()

@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 
 from keras_superattn import models
+from keras_superattn import training
 from keras_superattn.training import callbacks
-from keras_superattn.training import experiments
+from keras_superattn.training import runs as training_runs
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow  # trains, converts or spawns processes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS = dict(
     epochs=2, batch_size=16, learning_rate=1e-2, loss="binary_crossentropy", validation_split=0.25, verbose=0
 )
-CONFIG = experiments.TrainingConfig(**SETTINGS)
+CONFIG = training.TrainingConfig(**SETTINGS)
 
 
 def tiny_text(variant):
@@ -39,7 +40,7 @@ def results(tmp_path_factory, tiny_data):
     out = tmp_path_factory.mktemp("compare")
     seeds = (seed for seed in (0, 1, 2))  # a generator, used once
     variants = ["standard", "efficient"]
-    return out, experiments.compare_variants(tiny_text, tiny_data, variants, seeds, out, CONFIG, int8=False)
+    return out, training.compare_variants(tiny_text, tiny_data, variants, seeds, out, CONFIG, int8=False)
 
 
 def test_every_variant_gets_every_seed(results):
@@ -95,20 +96,20 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 )
 def test_bad_settings_are_refused_when_the_config_is_made(change, match):
     with pytest.raises(ValueError, match=match):
-        experiments.TrainingConfig(**dict(SETTINGS, **change))
+        training.TrainingConfig(**dict(SETTINGS, **change))
 
 
 def test_empty_seeds_missing_settings_and_an_untyped_config(tmp_path):
     with pytest.raises(ValueError, match=r"`seeds` must not be empty"):
-        experiments.compare_variants(tiny_text, None, ["standard"], iter([]), tmp_path, CONFIG)
+        training.compare_variants(tiny_text, None, ["standard"], iter([]), tmp_path, CONFIG)
     with pytest.raises(TypeError, match=r"missing 1 required positional argument: 'loss'"):
-        experiments.TrainingConfig(**{k: v for k, v in SETTINGS.items() if k != "loss"})
+        training.TrainingConfig(**{k: v for k, v in SETTINGS.items() if k != "loss"})
     with pytest.raises(TypeError, match=r"`config` must be a TrainingConfig. Received: config=\{"):
-        experiments.compare_variants(tiny_text, None, ["standard"], [0], tmp_path, SETTINGS)
+        training.compare_variants(tiny_text, None, ["standard"], [0], tmp_path, SETTINGS)
 
 
 def test_the_record_lists_every_setting_but_verbosity():
-    config = experiments.TrainingConfig(**SETTINGS, record=dict(patch_size=4))
+    config = training.TrainingConfig(**SETTINGS, record=dict(patch_size=4))
     assert config.as_record() == dict(
         {k: v for k, v in SETTINGS.items() if k != "verbose"},
         learning_rate_schedule="constant", title="results", patch_size=4,
@@ -130,7 +131,7 @@ class Interrupted(Exception):
 
 
 def test_an_interrupted_comparison_resumes_where_it_stopped(tmp_path, tiny_data, monkeypatch):
-    config = experiments.TrainingConfig(**dict(SETTINGS, epochs=3))
+    config = training.TrainingConfig(**dict(SETTINGS, epochs=3))
     epochs_run = []
     original_backup = keras.callbacks.BackupAndRestore
 
@@ -146,11 +147,11 @@ def test_an_interrupted_comparison_resumes_where_it_stopped(tmp_path, tiny_data,
                 raise Interrupted
 
     def compare():
-        return experiments.compare_variants(
+        return training.compare_variants(
             tiny_text, tiny_data, ["standard", "efficient"], [0], tmp_path, config, int8=False
         )
 
-    monkeypatch.setattr(experiments, "EpochTimer", CountingTimer)
+    monkeypatch.setattr(training_runs, "EpochTimer", CountingTimer)
     monkeypatch.setattr(keras.callbacks, "BackupAndRestore", DiesAfterEfficientsFirstEpoch)
     with pytest.raises(Interrupted):
         compare()
@@ -174,9 +175,9 @@ def test_an_interrupted_comparison_resumes_where_it_stopped(tmp_path, tiny_data,
     (_, _), (x_test, y_test) = tiny_data
     assert model.evaluate(x_test, y_test, verbose=0)[1] == pytest.approx(efficient["test_accuracy"], abs=1e-6)
 
-    other = experiments.TrainingConfig(**dict(SETTINGS, epochs=2))
+    other = training.TrainingConfig(**dict(SETTINGS, epochs=2))
     with pytest.raises(ValueError, match=r"trained with another config.*Recorded: \{.*'epochs': 3.*received: \{"):
-        experiments.compare_variants(tiny_text, tiny_data, ["standard"], [0], tmp_path, other, int8=False)
+        training.compare_variants(tiny_text, tiny_data, ["standard"], [0], tmp_path, other, int8=False)
 
 
 def test_a_resumed_run_keeps_its_best_epoch(tmp_path, tiny_data):
@@ -210,7 +211,7 @@ def test_tutorials_take_attention_arguments_as_a_json_object():
 
 def test_tensorflow_xla_compiles_the_training_step_and_is_recorded_when_set(tmp_path, tiny_data):
     assert "tensorflow_xla" not in CONFIG.as_record()  # records made before the setting still resume
-    config = experiments.TrainingConfig(**SETTINGS, tensorflow_xla=True)
+    config = training.TrainingConfig(**SETTINGS, tensorflow_xla=True)
     assert config.as_record()["tensorflow_xla"] is True
     built = []
 
@@ -221,7 +222,7 @@ def test_tensorflow_xla_compiles_the_training_step_and_is_recorded_when_set(tmp_
     for run_config in (CONFIG, config):
         out = tmp_path / str(len(built))
         (out / "models").mkdir(parents=True)
-        run = experiments.train_one(build, tiny_data, "super", 0, run_config, out)
+        run = training.train_one(build, tiny_data, "super", 0, run_config, out)
         assert 0 <= run["test_accuracy"] <= 1
     backend = keras.backend.backend()
     # Keras' own choice without it: JAX compiles, TensorFlow on a CPU and PyTorch do not.

@@ -13,8 +13,8 @@ import pytest
 
 from keras_superattn import deploy
 from keras_superattn import models
-from keras_superattn.deploy.convert import near_ties
-from keras_superattn.deploy.convert import warn_if_disagreeing
+from keras_superattn.deploy.results import near_ties
+from keras_superattn.deploy.results import warn_if_disagreeing
 
 on_tensorflow = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="conversion runs on TensorFlow")
 # Conversions and subprocesses: the slow lane. Untrained models have near-ties, hence the filter.

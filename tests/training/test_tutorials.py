@@ -13,10 +13,10 @@ import pytest
 
 from keras_superattn import datasets
 from keras_superattn import distribution
+from tests.helpers import ROOT
 
 pytestmark = pytest.mark.slow  # trains, converts or spawns processes
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_tutorial(name, out, data_dir, *extra, env=None, timeout=600):
@@ -61,7 +61,7 @@ def quick_test_split(tutorial, data_dir):
 )
 def test_quick_run_reports_its_variants(tmp_path, data_dir, tutorial, variants, backend, qat_epochs):
     from keras_superattn import deploy
-    from keras_superattn.training import experiments
+    from keras_superattn import training
 
     if keras.backend.backend() != backend:
         pytest.skip(f"the quick run of {tutorial} is tested on {backend}")
@@ -76,7 +76,7 @@ def test_quick_run_reports_its_variants(tmp_path, data_dir, tutorial, variants, 
         assert summary["test_accuracy_std"] == 0.0
         assert summary["batch_latency_ms"] > 0 and summary["epoch_seconds_mean"] > 0
         model = keras.saving.load_model(tmp_path / summary["best_checkpoint"])
-        assert summary["attention_params"] == experiments.attention_params(model)
+        assert summary["attention_params"] == training.attention_params(model)
         _, accuracy = model.evaluate(x_test, y_test, verbose=0)
         assert accuracy == pytest.approx(summary["test_accuracy_mean"], abs=1e-6)
         # The int8 file scores what the report says on the quick test split.
@@ -175,9 +175,9 @@ def test_quick_translation_reports_what_its_files_do(tmp_path, data_dir):
             bleu = generation.corpus_bleu(spanish.decode(ids[:, 1:], stop_at=text.END), references)
             assert bleu == pytest.approx(scores["bleu"], abs=1e-9)
             # A quick model's BLEU is near 0 for every file; agreement with Keras tells the files apart.
-            assert np.mean((ids == keras_ids).all(axis=1)) == pytest.approx(scores["greedy_agreement"], abs=1e-9)
+            assert generation.sequence_agreement(ids, keras_ids) == pytest.approx(scores["greedy_agreement"], abs=1e-9)
             assert scores["ms_per_token"] > 0
-        agreement = np.mean((translations["cached_int8"] == translations["int8"]).all(axis=1))
+        agreement = generation.sequence_agreement(translations["cached_int8"], translations["int8"])
         assert agreement == pytest.approx(int8["cached"]["greedy_agreement_with_int8_file"], abs=1e-9)
         assert 0 <= int8["cached"]["greedy_agreement_full_length"] <= 1
         cached = deploy.inspect(tmp_path / "tflite" / f"{variant}_cached_int8.tflite")
@@ -200,11 +200,8 @@ def test_quick_language_model_scores_what_the_report_says(tmp_path, data_dir):
     results, _ = run_tutorial("language_model.py", tmp_path, data_dir, "--variants", ",".join(variants), timeout=1800)
     assert list(results["summary"]) == variants
     _, test_reviews = datasets.load_imdb_text(data_dir)
-    sys.path.insert(0, os.path.join(ROOT, "tutorials"))
-    import language_model
-
     tokenizer = text.SubwordTokenizer.load(tmp_path / "subwords.model", 65)
-    inputs, labels = language_model.windows(tokenizer.encode(test_reviews[:64]), 64)
+    inputs, labels = text.windows(tokenizer.encode(test_reviews[:64]), 64)
     characters = tokenizer.character_count(labels)
     # Bits per character and perplexity measure the same loss: they must agree.
     for run in results["runs"].values():

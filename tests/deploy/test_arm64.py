@@ -9,10 +9,11 @@ import pytest
 from keras_superattn import datasets
 from keras_superattn import deploy
 from keras_superattn.deploy import arm64
+from tests.helpers import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_independent]
 
-FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tflite_models")
+FOLDER = os.path.join(ROOT, "tflite_models")
 # Emulated arm64 and x86 both run XNNPACK, whose kernels round differently per
 # CPU. Nearly every output value must agree within a few int8 steps (1/256 of
 # probability); a sample near a decision boundary may move further (17 steps

@@ -6,7 +6,7 @@ import pytest
 
 from keras_superattn import layers
 from keras_superattn import models
-from keras_superattn.training import experiments
+from keras_superattn import training
 
 # IMDB reference setting (docs/paper.md): vocabulary 20,000, l = d = 32, 4 heads.
 # 640,000 token + 1,024 position embedding; attention; 2 x 64 layer norm;
@@ -19,7 +19,7 @@ IMDB_ATTENTION = {"standard": 4224, "optimized": 3168, "efficient": 2112, "super
 def test_imdb_reference_setting(attention):
     model = models.text_classifier(attention, vocabulary_size=20000, sequence_length=32)
     assert model.count_params() == IMDB_TOTAL[attention]
-    assert experiments.attention_params(model) == IMDB_ATTENTION[attention]
+    assert training.attention_params(model) == IMDB_ATTENTION[attention]
     (encoder,) = [layer for layer in model.layers if isinstance(layer, layers.TransformerEncoder)]
     assert (encoder.normalize_first, encoder.layer_norm_epsilon, encoder.dropout) == (False, 1e-6, 0.1)
     assert model.output_shape == (None, 1)
@@ -62,18 +62,18 @@ def test_models_save_and_load(tmp_path, rng, attention):
 def test_cosine_schedule_spans_exactly_the_training_steps():
     config = dict(learning_rate=1e-3, epochs=3, batch_size=10, validation_split=0.1, loss="mse")
     # fit() trains on int(105 * 0.9) = 94 samples: 10 steps per epoch, 30 in all.
-    cosine = experiments.TrainingConfig(**config, learning_rate_schedule="cosine")
-    optimizer = experiments.adam(cosine, train_samples=105)
+    cosine = training.TrainingConfig(**config, learning_rate_schedule="cosine")
+    optimizer = training.adam(cosine, train_samples=105)
     schedule = keras.optimizers.schedules.deserialize(optimizer.get_config()["learning_rate"])
     assert schedule.decay_steps == 30
     np.testing.assert_allclose([float(schedule(step)) for step in (0, 15, 30)], [1e-3, 5e-4, 0.0], atol=1e-9)
-    constant = experiments.adam(experiments.TrainingConfig(**config), train_samples=105)
+    constant = training.adam(training.TrainingConfig(**config), train_samples=105)
     assert float(keras.ops.convert_to_numpy(constant.learning_rate)) == pytest.approx(1e-3)
 
 
 def test_unknown_learning_rate_schedule():
     with pytest.raises(ValueError, match=r"`learning_rate_schedule`.*Received: learning_rate_schedule='step'"):
-        experiments.TrainingConfig(1, 8, 1e-3, "mse", learning_rate_schedule="step")
+        training.TrainingConfig(1, 8, 1e-3, "mse", learning_rate_schedule="step")
 
 
 # The tutorials' generative settings: d = 64, 4 heads, FFN 128. One attention
@@ -91,11 +91,11 @@ LANGUAGE_MODEL_OTHERS = 258048 + 2 * (16576 + 256) + 128 + 260000
 @pytest.mark.parametrize("attention", list(layers.VARIANTS))
 def test_generative_model_sizes(attention):
     translator = models.translator(attention, 4000, 4000, source_length=16, target_length=16)
-    assert experiments.attention_params(translator) == TRANSLATOR_ATTENTION[attention]
+    assert training.attention_params(translator) == TRANSLATOR_ATTENTION[attention]
     assert translator.count_params() == TRANSLATOR_ATTENTION[attention] + TRANSLATOR_OTHERS
     assert translator.output_shape == (None, 16, 4000)
     language_model = models.language_model(attention, 4000, sequence_length=32)
-    assert experiments.attention_params(language_model) == LANGUAGE_MODEL_ATTENTION[attention]
+    assert training.attention_params(language_model) == LANGUAGE_MODEL_ATTENTION[attention]
     assert language_model.count_params() == LANGUAGE_MODEL_ATTENTION[attention] + LANGUAGE_MODEL_OTHERS
 
 

@@ -59,7 +59,7 @@ def test_int8_language_model_continues_as_keras(language_model_files, variant):
     prompts[:, :2] = counting_sequences(np.random.default_rng(2), 16, 1)
     want = generation.decode(lambda ids: model.predict(ids, verbose=0), prompts, 2)
     got, seconds = deploy.decode_greedy(file, prompts, 2)
-    assert np.mean((got == want).all(axis=1)) >= 0.9 and seconds > 0
+    assert generation.sequence_agreement(got, want) >= 0.9 and seconds > 0
     assert np.mean(got[:, 1:] == (got[:, :-1] % (VOCABULARY - 1)) + 1) >= 0.9  # it learned to count
 
 
@@ -72,8 +72,8 @@ def test_int8_translator_takes_named_inputs_and_decodes_as_keras(translator_file
     prompt[:, 0] = 1
     want = generation.decode(lambda t: model.predict({"source": source, "target": t}, verbose=0), prompt, 1, 2)
     got, _ = deploy.decode_greedy(path, prompt, 1, stop_id=2, inputs={"source": source})
-    assert np.mean((got == want).all(axis=1)) >= 0.9
-    assert np.mean((want == target[:, :-1]).all(axis=1)) >= 0.8  # it learned the task: the check means something
+    assert generation.sequence_agreement(got, want) >= 0.9
+    assert generation.sequence_agreement(want, target[:, :-1]) >= 0.8  # it learned the task: the check means something
 
 
 def test_named_inputs_are_checked(translator_file):

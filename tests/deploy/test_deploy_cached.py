@@ -2,11 +2,13 @@
 
 import functools
 
+import keras
 import numpy as np
 import pytest
 
 from keras_superattn import deploy
 from keras_superattn import generation
+from keras_superattn import layers
 from keras_superattn import models
 from tests.helpers import CONVERTED_HERE
 from tests.helpers import VOCABULARY
@@ -17,10 +19,6 @@ pytestmark = pytest.mark.slow  # trains, converts or spawns processes
 
 LENGTH = 12
 MIXING = {"super": {"alignment_initializer": "glorot_uniform"}}
-
-
-def agreement(got, want):
-    return float(np.mean((got == want).all(axis=1)))
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +55,15 @@ def test_cached_files_generate_what_keras_does(language_models, variant):
     model, prompts, full, int8, float32 = language_models[variant]
     want = generation.Generator(model).generate(prompts)
     float_ids, _ = deploy.TFLiteGenerator(float32.path).generate(prompts)
-    assert agreement(float_ids, want) == 1.0
+    assert generation.sequence_agreement(float_ids, want) == 1.0
     int8_ids, seconds = deploy.TFLiteGenerator(int8.path).generate(prompts)
     mask = prompts != 0
     full_ids = generation.GreedySampler()(
         generation.full_sequence_next(deploy.TFLiteModel(full.path).predict), prompts, index=1, mask=mask
     )
     # The cached int8 file follows Keras as closely as the full-sequence one.
-    assert agreement(int8_ids, want) >= agreement(full_ids, want) - 0.05
-    assert agreement(int8_ids, want) >= 0.9 and seconds > 0
+    assert generation.sequence_agreement(int8_ids, want) >= generation.sequence_agreement(full_ids, want) - 0.05
+    assert generation.sequence_agreement(int8_ids, want) >= 0.9 and seconds > 0
     assert int8.greedy_agreement >= 0.9 and int8.num_checked == 64
     assert (want[:, :3][mask[:, :3]] == prompts[:, :3][mask[:, :3]]).all()
 
@@ -121,9 +119,9 @@ def test_cached_int8_translator_translates_as_keras(cached_translator, translato
     # TensorFlow 0.97 / 0.97, JAX 1.00 / 1.00, PyTorch 0.97 / 0.99; PyTorch
     # gave 0.89 before the decoding step was calibrated at position 0, where
     # every translation's first step runs (`cached._calibration_samples`).
-    assert agreement(got, want) >= agreement(full, want) - 0.05
-    assert agreement(got, want) >= 0.9
-    assert agreement(want, target[:, :-1]) >= 0.8  # it learned the task: the check means something
+    assert generation.sequence_agreement(got, want) >= generation.sequence_agreement(full, want) - 0.05
+    assert generation.sequence_agreement(got, want) >= 0.9
+    assert generation.sequence_agreement(want, target[:, :-1]) >= 0.8  # it learned the task: the check means something
     decode_inputs = deploy.TFLiteGenerator(cached_translator.path).decode.get_input_details()
     assert {"source", "cross_k_0", "cross_v_0"} <= set(decode_inputs)
 
@@ -136,3 +134,48 @@ def test_cached_conversion_errors(language_models, tmp_path):
         deploy.convert_generator(model, tmp_path / "x.tflite", quantization="int16x8")
     with pytest.raises(ValueError, match=r"needs the signatures \['prefill', 'decode'\]"):
         deploy.TFLiteGenerator(full.path)
+
+
+class QueryOnlyAttention(layers.BaseAttention):
+    """A fifth variant, as a user adds one: only queries and output are
+    projected, and the cache keeps the one stream that serves as keys and values."""
+
+    projects_key = False
+    projects_value = False
+    cache_streams = 1
+
+
+@pytest.fixture(scope="module")
+def fifth_variant():
+    rng = np.random.default_rng(1)
+    sequences = counting_sequences(rng, 256, LENGTH)
+    inputs, labels = sequences[:, :-1], sequences[:, 1:]
+    build = functools.partial(
+        models.language_model, QueryOnlyAttention, VOCABULARY, LENGTH, embedding_dim=32, num_layers=1
+    )
+    prompts = np.where(np.arange(LENGTH) < 3, inputs[200:232], 0)
+    return trained(build, inputs, labels), inputs, prompts
+
+
+def test_a_fifth_variant_generates_with_its_cache_as_without(fifth_variant):
+    model, _, prompts = fifth_variant
+    cached = generation.Generator(model).generate(prompts)
+    uncached = generation.decode(lambda ids: keras.ops.convert_to_numpy(model(ids)), prompts, start=3)
+    np.testing.assert_array_equal(cached, uncached)
+    assert model.get_layer("decoder_0").self_attention_layer.empty_cache(1, LENGTH).shape == (1, 1, LENGTH, 32)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="the TensorFlow process cannot import a class defined in a test"
+)
+def test_a_fifth_variant_converts_to_cached_files(fifth_variant, tmp_path):
+    model, inputs, prompts = fifth_variant
+    want = generation.Generator(model).generate(prompts)
+    float32 = deploy.convert_generator(
+        model, tmp_path / "float32.tflite", quantization="float32", validation_data=inputs[200:232], verbose=False
+    )
+    int8 = deploy.convert_generator(model, tmp_path / "int8.tflite", representative_data=inputs[:64], verbose=False)
+    assert float32.greedy_agreement == 1.0
+    np.testing.assert_array_equal(deploy.TFLiteGenerator(float32.path).generate(prompts)[0], want)
+    assert generation.sequence_agreement(deploy.TFLiteGenerator(int8.path).generate(prompts)[0], want) >= 0.9
+    assert (float32.cache_bytes_per_token, int8.cache_bytes_per_token) == (32 * 4, 32)

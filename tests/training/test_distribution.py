@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 
 from keras_superattn import distribution
+from tests.helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution runs on JAX")
 
 
 @pytest.fixture(scope="module")
 def run():
     process = subprocess.run(
-        [sys.executable, "-m", "tests.model_parallel_run"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [sys.executable, os.path.join(ROOT, "tools", "distribution", "model_parallel_run.py")],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"),
     )
     assert process.returncode == 0, process.stderr[-3000:]

@@ -10,10 +10,11 @@ import pytest
 from keras_superattn import datasets
 from keras_superattn import deploy
 from keras_superattn.deploy.options import XNNPACK_FLOAT_OPS
+from tests.helpers import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.backend_independent]
 
-FOLDER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tflite_models")
+FOLDER = os.path.join(ROOT, "tflite_models")
 with open(os.path.join(FOLDER, "manifest.json")) as f:
     MANIFEST = json.load(f)
 CLASSIFIERS = sorted(name for name in MANIFEST["models"] if name.startswith(("imdb_", "mnist_")))

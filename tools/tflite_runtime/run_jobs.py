@@ -3,7 +3,7 @@ environment with only numpy < 2 and `tflite-runtime` (no keras, no
 ai-edge-litert), as on a Coral Dev Board or a Raspberry Pi. The module is
 loaded from its file, so it takes its fallback import of `tflite_runtime`.
 
-    python tflite_runtime_run.py JOBS.json
+    python tools/tflite_runtime/run_jobs.py JOBS.json
 JOBS.json: [{"model": path, "use_xnnpack": bool, "inputs": path.npy or .npz, "outputs": path.npy}, ...]
 """
 
@@ -14,8 +14,8 @@ import sys
 
 import numpy as np
 
-RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "keras_superattn", "deploy",
-                       "runtime.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUNTIME = os.path.join(ROOT, "keras_superattn", "deploy", "runtime.py")
 
 
 def main():

@@ -219,7 +219,7 @@ def test_convert_from_any_backend(tmp_path, mnist_images, trained_vits, data_dir
 
 @pytest.mark.skipif(keras.backend.backend() == "tensorflow", reason="on TensorFlow conversion runs in this process")
 def test_the_tensorflow_process_reports_failures_and_serves_on(tmp_path, mnist_images, trained_vits):
-    from keras_superattn.deploy import _worker
+    from keras_superattn.deploy import bridge
 
     calibration, x, _ = mnist_images
     model = trained_vits["optimized"]
@@ -227,11 +227,11 @@ def test_the_tensorflow_process_reports_failures_and_serves_on(tmp_path, mnist_i
     with pytest.raises(ValueError, match=r"(?s)subprocess failed \(see the error output\):\nTraceback.*broken"):
         deploy.convert(str(tmp_path / "broken.keras"), tmp_path / "x.tflite", verbose=False)
     first = deploy.convert(model, tmp_path / "a.tflite", quantization="float32", verbose=False)
-    process = _worker._server["process"]
+    process = bridge._server["process"]
     process.kill()  # as if it had crashed: the next conversion starts another
     process.wait()
     second = deploy.convert(model, tmp_path / "b.tflite", quantization="float32", verbose=False)
-    assert _worker._server["process"].pid != process.pid
+    assert bridge._server["process"].pid != process.pid
     for conversion in (first, second):
         np.testing.assert_allclose(deploy.TFLiteModel(conversion.path).predict(x), predict(model, x), atol=1e-5)
 

@@ -15,8 +15,8 @@ import pytest
 from keras_superattn import datasets
 from keras_superattn import deploy
 from keras_superattn.deploy.runtime import decisions
+from tests.helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOLDER = os.path.join(ROOT, "tflite_models")
 with open(os.path.join(FOLDER, "manifest.json")) as f:
     # The files `TFLiteModel` runs: one signature (not the cached generators').
@@ -77,8 +77,8 @@ def test_every_committed_file_runs_on_tflite_runtime_as_on_litert(python, data_d
                          "outputs": str(tmp_path / f"out{index}_{xnnpack}.npy"), "name": name, "given": inputs})
     with open(tmp_path / "jobs.json", "w") as f:
         json.dump([{k: v for k, v in job.items() if k not in ("name", "given")} for job in jobs], f)
-    run = subprocess.run([python, os.path.join(ROOT, "tests", "tflite_runtime_run.py"), str(tmp_path / "jobs.json")],
-                         capture_output=True, text=True, timeout=900)
+    script = os.path.join(ROOT, "tools", "tflite_runtime", "run_jobs.py")
+    run = subprocess.run([python, script, str(tmp_path / "jobs.json")], capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
     assert report["interpreter"].startswith("tflite_runtime") and report["tflite_runtime"] == "2.14.0"

@@ -18,8 +18,8 @@ from keras_superattn import datasets
 from keras_superattn import deploy
 from keras_superattn import models
 from keras_superattn import text
+from tests.helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
     EXAMPLES = re.findall(r"```python\n(.*?)```", f.read(), flags=re.DOTALL)
 
