@@ -10,8 +10,7 @@ from keras_superattn import quantization
 from keras_superattn.layers import VARIANTS
 from keras_superattn.layers import LayerNormalization
 from keras_superattn.layers.fake_quant import ActivationQuantizer
-
-from .helpers import numpy
+from tests.helpers import numpy
 
 VOCABULARY, LENGTH = 40, 12
 # How far an int8 file may be from the quantization-aware model it came from,
