@@ -9,6 +9,7 @@ the backend; `SubwordTokenizer` needs `sentencepiece` (the `tutorials` extra).
 
 import io
 import json
+import os
 import string
 
 import keras
@@ -16,6 +17,7 @@ import numpy as np
 
 from keras_superattn._files import write_bytes_atomically
 from keras_superattn._files import write_json_atomically
+from keras_superattn._validation import check_positive_int
 
 PAD, UNKNOWN = "", "[UNK]"  # ids 0 and 1 in every TextVectorization vocabulary
 START, END = "[start]", "[end]"
@@ -147,8 +149,15 @@ class SubwordTokenizer:
         import sentencepiece
 
         self.model = bytes(model)
-        self.sequence_length = sequence_length
-        self._processor = sentencepiece.SentencePieceProcessor(model_proto=self.model)
+        self.sequence_length = check_positive_int("sequence_length", sequence_length)
+        self._processor = sentencepiece.SentencePieceProcessor()
+        try:
+            self._processor.LoadFromSerializedProto(self.model)
+        except (RuntimeError, OSError) as error:
+            raise ValueError(
+                f"Argument `model` must be a serialized SentencePiece model (a `.model` file's bytes). "
+                f"Received: {len(self.model)} bytes that SentencePiece cannot read ({error})"
+            ) from None
         special = [self._processor.id_to_piece(i) for i in range(4)]
         if special != [_PIECE_PAD, UNKNOWN, START, END]:
             raise ValueError(
@@ -162,16 +171,27 @@ class SubwordTokenizer:
         training split only), SentencePiece's `"unigram"` or `"bpe"` model."""
         import sentencepiece
 
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("Argument `texts` must be a sequence of texts, not one text. Received a str")
+        texts = [text for text in texts if text and text.strip()]
+        if not texts:
+            raise ValueError("Argument `texts` must hold at least one non-empty text to learn from. Received none")
         model = io.BytesIO()
-        sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(texts), model_writer=model, vocab_size=vocabulary_size,
-            model_type=model_type, pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece=_PIECE_PAD,
-            unk_piece=UNKNOWN, bos_piece=START, eos_piece=END, character_coverage=1.0,
-            # Whole reviews are one "sentence" each; the default cap (4,192
-            # bytes) would leave the long ones out. One thread: the same
-            # texts always give the same model.
-            max_sentence_length=1 << 20, num_threads=1, minloglevel=2,
-        )
+        try:
+            sentencepiece.SentencePieceTrainer.train(
+                sentence_iterator=iter(texts), model_writer=model, vocab_size=vocabulary_size,
+                model_type=model_type, pad_id=0, unk_id=1, bos_id=2, eos_id=3, pad_piece=_PIECE_PAD,
+                unk_piece=UNKNOWN, bos_piece=START, eos_piece=END, character_coverage=1.0,
+                # Whole reviews are one "sentence" each; the default cap (4,192
+                # bytes) would leave the long ones out. One thread: the same
+                # texts always give the same model.
+                max_sentence_length=1 << 20, num_threads=1, minloglevel=2,
+            )
+        except RuntimeError as error:
+            raise ValueError(
+                f"SentencePiece could not learn vocabulary_size={vocabulary_size} pieces of "
+                f"model_type={model_type!r} from {len(texts)} text(s): {str(error).strip()}"
+            ) from None
         return cls(model.getvalue(), sequence_length)
 
     @property
@@ -225,8 +245,16 @@ class SubwordTokenizer:
 
     @classmethod
     def load(cls, path, sequence_length):
-        with open(path, "rb") as f:
-            return cls(f.read(), sequence_length)
+        """The tokenizer of a `.model` file written by `save`."""
+        try:
+            with open(path, "rb") as f:
+                model = f.read()
+        except OSError as error:
+            raise ValueError(f"Argument `path`: cannot read a SentencePiece model from {path!r} ({error})") from None
+        try:
+            return cls(model, sequence_length)
+        except ValueError as error:
+            raise ValueError(f"Argument `path`: {os.fspath(path)!r} is not a SentencePiece model ({error})") from None
 
 
 def windows(token_lists, length):

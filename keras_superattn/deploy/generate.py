@@ -6,10 +6,12 @@ import time
 
 import numpy as np
 
+from keras_superattn.deploy import flatbuffer
 from keras_superattn.deploy.runtime import Interpreter
 from keras_superattn.deploy.runtime import OpResolverType
 from keras_superattn.deploy.runtime import TFLiteModel
 from keras_superattn.generation import GreedySampler
+from keras_superattn.generation import checks
 from keras_superattn.generation import decode
 
 # The signatures of a cached generator file (`deploy.cached`).
@@ -114,23 +116,36 @@ class TFLiteGenerator:
         self.decode = self.interpreter.get_signature_runner(DECODE)
         self.sequence_length = int(self.prefill.get_input_details()["tokens"]["shape"][1])
         logits = self.decode.get_output_details()["logits"]
+        self.vocabulary_size = int(logits["shape"][-1])
         self._logits_scale, self._logits_zero_point = logits["quantization"]
         self.is_translator = "source" in self.prefill.get_input_details()
+        if self.is_translator:
+            self.source_length = int(self.prefill.get_input_details()["source"]["shape"][1])
+            self.source_vocabulary_size = _source_vocabulary_size(self.path, self.vocabulary_size)
         self.step_seconds = []
 
     def generate(self, prompt, padding_mask=None, source=None, sampler=None, stop_token_ids=None):
         """Completes each prompt row by row (the file's batch is 1), as
         `generation.Generator.generate` does. Returns `(ids (B, T), mean
         seconds of one decoding step)`."""
-        prompt = np.asarray(prompt, np.int32)
-        mask = prompt != 0 if padding_mask is None else np.asarray(padding_mask, bool)
-        sampler = GreedySampler() if sampler is None else sampler
+        prompt, mask = checks.prompt_and_mask(prompt, padding_mask, self.sequence_length, self.vocabulary_size)
+        stop_token_ids = checks.stop_token_ids(stop_token_ids, self.vocabulary_size)
+        sampler = GreedySampler() if checks.sampler(sampler) is None else sampler
+        if self.is_translator != (source is not None):
+            raise ValueError(
+                f"Argument `source` must be given exactly for a translator file ({self.path} is "
+                f"{'one' if self.is_translator else 'a language model'}). Received: "
+                f"source={'None' if source is None else 'ids'}"
+            )
+        if source is not None:
+            shape = (len(prompt), self.source_length)
+            source = checks.token_ids("source", source, self.source_vocabulary_size, shape)
         self.step_seconds = []
         rows = []
         for row in range(len(prompt)):
             inputs = {"tokens": prompt[row : row + 1]}
             if self.is_translator:
-                inputs["source"] = np.asarray(source[row : row + 1], np.int32)
+                inputs["source"] = source[row : row + 1]
             cache = self.prefill(**inputs)
             cache.pop("logits")
             if self.is_translator:
@@ -152,3 +167,18 @@ class TFLiteGenerator:
         if self._logits_scale:
             logits = (logits - self._logits_zero_point) * self._logits_scale
         return logits, None, cache
+
+
+def _source_vocabulary_size(path, target_vocabulary_size):
+    """The rows of a translator file's source embedding: of the two GATHER
+    tables of its `prefill` graph, the one that `decode` (the target side
+    alone) does not have; the target's size when both are alike."""
+    graph = flatbuffer.read_model(path)
+    rows = {}
+    for signature in graph.signatureDefs:
+        ops = flatbuffer.operators(graph, signature.subgraphIndex)
+        rows[signature.signatureKey.decode()] = [op.inputs[0][1][0] for op in ops if op.name == "GATHER"]
+    source = list(rows[PREFILL])
+    for size in rows[DECODE]:
+        source.remove(size)
+    return int(source[0]) if source else target_vocabulary_size

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_superattn.generation import checks
+from keras_superattn.generation.compiled import compile_function
 from keras_superattn.generation.samplers import GreedySampler
 from keras_superattn.layers import BaseAttention
 from keras_superattn.layers import TransformerDecoder
@@ -28,8 +30,14 @@ class Generator:
     - translators only: `"cross"`: `(B, num_layers, n, S, d)` of the
       encoded source, computed once, and `"source_mask"`: `(B, S)`.
 
+    The prefill and the step run compiled (`compiled.compile_function`:
+    XLA on TensorFlow, `jax.jit` on JAX, no autograd on PyTorch), each
+    traced once per batch size; `compiled=False` runs them eagerly, layer
+    by layer, for debugging.
+
     Args:
         model: the generative model.
+        compiled: bool. Compile the prefill and the step (default True).
 
     Example:
 
@@ -41,8 +49,9 @@ class Generator:
     ```
     """
 
-    def __init__(self, model):
+    def __init__(self, model, compiled=True):
         self.model = model
+        self.compiled = compiled
         self.decoders = [layer for layer in model.layers if isinstance(layer, TransformerDecoder)]
         names = {layer.name for layer in model.layers}
         self.is_translator = "source_embedding" in names
@@ -66,7 +75,12 @@ class Generator:
         self.sequence_length = self.embedding.sequence_length
         if self.is_translator:
             source = model.get_layer("source_embedding")
+            self.source_vocabulary_size = source.vocabulary_size
             self.encoder = keras.Model(source.input, model.get_layer("encoder_norm").output)
+        self._prefill, self._step = self._prefill_eagerly, self._step_eagerly
+        if compiled:
+            self._prefill = compile_function(self._prefill_eagerly, model.variables)
+            self._step = compile_function(self._step_eagerly, model.variables)
 
     def build_cache(self, token_ids, source=None):
         """The prefill: runs `token_ids (B, T)` (padded to the model's length)
@@ -80,15 +94,9 @@ class Generator:
                 f"source={'None' if source is None else 'ids'}"
             )
         token_ids = ops.convert_to_tensor(token_ids, "int32")
-        batch = ops.shape(token_ids)[0]
-        cache = {"self": self._empty(batch, "self_attention_layer", self.sequence_length)}
-        encoded = None
         if self.is_translator:
-            source = ops.convert_to_tensor(source, "int32")
-            encoded = self.encoder(source, training=False)  # (B, S, d)
-            cache["cross"] = self._empty(batch, "cross_attention_layer", ops.shape(source)[1])
-            cache["source_mask"] = ops.not_equal(source, 0)
-        return self._run(token_ids, cache, 0, encoded)
+            return self._prefill(token_ids, ops.convert_to_tensor(source, "int32"))
+        return self._prefill(token_ids)
 
     def call_with_cache(self, token_ids, cache, cache_update_index):
         """Runs `token_ids (B, l)` at positions `cache_update_index...` over
@@ -99,12 +107,25 @@ class Generator:
     def next(self, prompt, cache, index):
         """keras-hub's sampler callable: the logits `(B, V)` of the token at
         `index`, from the token before it and the cache."""
-        batch = ops.shape(prompt)[0]
-        previous = ops.slice(ops.convert_to_tensor(prompt, "int32"), (0, index - 1), (batch, 1))  # (B, 1)
-        # A tensor index: the step is one traced computation for every
-        # position (a Python 0 would take the prefill's shortcut).
-        position = ops.convert_to_tensor(index - 1, "int32")
-        logits, hidden_states, cache = self.call_with_cache(previous, cache, position)
+        # The token is picked inside the step, and the position is a tensor,
+        # so the step is one traced computation for every position (a Python
+        # 0 would take the prefill's shortcut).
+        return self._step(ops.convert_to_tensor(prompt, "int32"), cache, np.int32(index - 1))
+
+    def _prefill_eagerly(self, token_ids, source=None):
+        batch = ops.shape(token_ids)[0]
+        cache = {"self": self._empty(batch, "self_attention_layer", self.sequence_length)}
+        encoded = None
+        if self.is_translator:
+            encoded = self.encoder(source, training=False)  # (B, S, d)
+            cache["cross"] = self._empty(batch, "cross_attention_layer", ops.shape(source)[1])
+            cache["source_mask"] = ops.not_equal(source, 0)
+        return self._run(token_ids, cache, 0, encoded)
+
+    def _step_eagerly(self, prompt, cache, position):
+        position = ops.convert_to_tensor(position, "int32")
+        token = ops.slice(prompt, (0, position), (ops.shape(prompt)[0], 1))  # (B, 1)
+        logits, hidden_states, cache = self._run(token, cache, position, None)
         return logits[:, 0], hidden_states[:, 0], cache
 
     def generate(self, prompt, padding_mask=None, source=None, sampler=None, stop_token_ids=None):
@@ -121,16 +142,13 @@ class Generator:
         Returns:
             The int32 NumPy array `(B, T)`.
         """
-        prompt = np.asarray(ops.convert_to_numpy(prompt), np.int32)
-        if prompt.ndim != 2 or prompt.shape[1] != self.sequence_length:
-            raise ValueError(
-                f"Argument `prompt` must have shape (batch, {self.sequence_length}), the model's sequence length. "
-                f"Received: prompt.shape={prompt.shape}"
-            )
-        mask = prompt != 0 if padding_mask is None else np.asarray(ops.convert_to_numpy(padding_mask), bool)
+        vocabulary = self.embedding.vocabulary_size
+        prompt, mask = checks.prompt_and_mask(prompt, padding_mask, self.sequence_length, vocabulary)
+        stop_token_ids = checks.stop_token_ids(stop_token_ids, vocabulary)
+        sampler = checks.sampler(sampler)
+        if self.is_translator and source is not None:
+            source = checks.token_ids("source", source, self.source_vocabulary_size, (len(prompt), None))
         lengths = mask.sum(axis=1)
-        if lengths.min() < 1:
-            raise ValueError("Every row of `prompt` needs at least one token (e.g. the start token).")
         _, hidden_states, cache = self.build_cache(prompt, source)
         sampler = GreedySampler() if sampler is None else sampler
         return sampler(

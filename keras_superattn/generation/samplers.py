@@ -13,6 +13,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_superattn.generation import checks
+
 
 class Sampler:
     """Base sampler: softmax of `logits / temperature`, then `get_next_token`.
@@ -49,14 +51,14 @@ class Sampler:
     def __call__(
         self, next, prompt, cache=None, index=1, mask=None, stop_token_ids=None, hidden_states=None, model=None
     ):
-        ids = np.array(ops.convert_to_numpy(prompt), np.int32)
-        if not 1 <= index <= ids.shape[1]:
+        ids = checks.token_ids("prompt", prompt, shape=(None, None))
+        if not isinstance(index, (int, np.integer)) or not 1 <= index <= ids.shape[1]:
             raise ValueError(f"Argument `index` must be in [1, {ids.shape[1]}]. Received: index={index}")
         if mask is None:
             mask = np.arange(ids.shape[1])[None, :] < index
         mask = np.broadcast_to(np.asarray(ops.convert_to_numpy(mask), bool), ids.shape)
         ids = np.where(mask, ids, 0)  # what follows the prompt must not be seen
-        stops = np.asarray(stop_token_ids or (), np.int32)
+        stops = np.asarray(checks.stop_token_ids(stop_token_ids) or (), np.int32)
         stopped = np.zeros(len(ids), bool)
         rng = np.random.default_rng(self.seed)
         for position in range(index, ids.shape[1]):
@@ -85,6 +87,10 @@ class GreedySampler(Sampler):
 
     def __init__(self):
         super().__init__()
+
+    def compute_probabilities(self, logits):
+        # The softmax keeps the order of the logits: greedy picks from them.
+        return np.asarray(ops.convert_to_numpy(logits))
 
     def get_next_token(self, probabilities, rng):
         return probabilities.argmax(axis=-1)
@@ -188,9 +194,11 @@ def decode(predict, ids, start, stop_id=None, temperature=0.0, seed=None):
     Returns:
         The filled int32 array `(N, T)`.
     """
-    ids = np.asarray(ids)
-    if not 1 <= start <= ids.shape[1]:
-        raise ValueError(f"Argument `start` must be in [1, {ids.shape[1]}]. Received: start={start}")
+    ids = checks.token_ids("ids", ids, shape=(None, None))
+    if not isinstance(start, (int, np.integer)) or not 1 <= start <= ids.shape[1]:
+        raise ValueError(f"Argument `start` must be an int in [1, {ids.shape[1]}]. Received: start={start!r}")
+    if stop_id is not None and (isinstance(stop_id, bool) or not isinstance(stop_id, (int, np.integer))):
+        raise TypeError(f"Argument `stop_id` must be None or an integer token id. Received: stop_id={stop_id!r}")
     sampler = RandomSampler(temperature, seed) if temperature else GreedySampler()
     return sampler(full_sequence_next(predict), ids, index=start, stop_token_ids=None if stop_id is None else [stop_id])
 

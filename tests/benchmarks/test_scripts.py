@@ -17,9 +17,9 @@ SCRIPTS = sorted(
     os.path.basename(path) for path in glob.glob(os.path.join(ROOT, "benchmarks", "*.py"))
     if not path.endswith("harness.py")
 )
-# Scripts that time the layers on the active backend run on every backend;
+# Scripts that time the layers or generation on the active backend run on every backend;
 # the others convert or start their own backends' processes: once, on TensorFlow.
-ON_EVERY_BACKEND = {"layers.py"}
+ON_EVERY_BACKEND = {"layers.py", "generation_speed.py"}
 NEEDS_DATA = {"int8_fidelity.py", "qat.py"}
 
 

@@ -73,7 +73,7 @@ def test_sampling_is_seeded_and_follows_the_temperature():
 
 
 def test_decode_rejects_a_bad_start():
-    with pytest.raises(ValueError, match=r"`start` must be in \[1, 4\]. Received: start=0"):
+    with pytest.raises(ValueError, match=r"`start` must be an int in \[1, 4\]. Received: start=0"):
         generation.decode(counting_model, np.zeros((1, 4), "int32"), 0)
 
 
