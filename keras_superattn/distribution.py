@@ -1,5 +1,5 @@
-"""Training on several devices: data parallelism, and a model-parallel layout
-of the package's weights.
+"""Training on several devices and processes: data parallelism, and a
+model-parallel layout of the package's weights.
 
 Keras shards a model's weights with `keras.distribution.ModelParallel` and a
 `LayoutMap` (JAX backend). `layout_map` gives one for the package's models,
@@ -78,3 +78,54 @@ def use_data_parallel():
     devices = keras.distribution.list_devices()
     keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return len(devices)
+
+
+def initialize_processes(coordinator_address, num_processes, process_id):
+    """Joins this process to a training job of `num_processes` processes
+    (JAX backend), one per machine or several on one, before any model is
+    built; then `use_data_parallel()` shards each global batch over every
+    process's devices, and each process feeds its own slice of the batch.
+
+    On CPUs the processes exchange gradients through Gloo, which JAX ships.
+
+    Args:
+        coordinator_address: str, `"host:port"` of process 0, which every
+            process can reach (e.g. `"10.0.0.1:1234"`, or `"127.0.0.1:1234"`
+            for processes on one machine).
+        num_processes: int >= 1. Processes in the job.
+        process_id: int in `[0, num_processes)`. This process's rank.
+
+    Example (two machines; the same script on each, with its own rank):
+
+    ```python
+    distribution.initialize_processes("10.0.0.1:1234", num_processes=2, process_id=rank)
+    distribution.use_data_parallel()
+    model = models.text_classifier("super", 20000, 32)
+    model.compile(...)
+    model.fit(x[rank::2], y[rank::2], batch_size=32)  # each process: its half of every global batch of 64
+    ```
+    """
+    if keras.backend.backend() != "jax":
+        raise ValueError(
+            "Training across processes uses keras.distribution, which needs the JAX backend. "
+            f"Received: KERAS_BACKEND={keras.backend.backend()}"
+        )
+    host, _, port = str(coordinator_address).rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(
+            "Argument `coordinator_address` must be 'host:port', e.g. '127.0.0.1:1234'. "
+            f"Received: coordinator_address={coordinator_address!r}"
+        )
+    if not (isinstance(num_processes, int) and num_processes >= 1):
+        raise ValueError(f"Argument `num_processes` must be an int >= 1. Received: num_processes={num_processes!r}")
+    if not (isinstance(process_id, int) and 0 <= process_id < num_processes):
+        raise ValueError(
+            f"Argument `process_id` must be an int in [0, {num_processes}). Received: process_id={process_id!r}"
+        )
+    import jax
+
+    # Without a collectives library, JAX's CPU backend cannot reduce across processes.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    keras.distribution.initialize(
+        job_addresses=coordinator_address, num_processes=num_processes, process_id=process_id
+    )

@@ -102,11 +102,15 @@ def markdown(records, summary):
         for variant, s in variants.items():
             lines.append(
                 f"| {size} | {variant} | {s['total_params']:,} | {s['attention_params']:,} | {s['seeds']} "
-                f"| {100 * s['mean']:.2f} ± {100 * s['std']:.2f} % "
-                f"| {100 * s['gap']:+.2f} ± {100 * s['gap_error']:.2f} | {s['test_loss_mean']:.4f} "
-                f"| {s['epoch_seconds_mean']:.1f} |"
+                f"| {100 * s['mean']:.2f}{_spread(s['std'])} % | {100 * s['gap']:+.2f}{_spread(s['gap_error'])} "
+                f"| {s['test_loss_mean']:.4f} | {s['epoch_seconds_mean']:.1f} |"
             )
     return f"{len(records)} recorded runs.\n\n" + "\n".join(lines) + "\n"
+
+
+def _spread(value):
+    """` ± value` in points, or nothing where one seed gives no spread."""
+    return "" if math.isnan(value) else f" ± {100 * value:.2f}"
 
 
 def plot(summary, path):

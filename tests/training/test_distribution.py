@@ -1,7 +1,9 @@
-"""ModelParallel with `distribution.layout_map`, on JAX with two forced CPU devices."""
+"""keras.distribution on JAX: ModelParallel with `distribution.layout_map` on two forced CPU
+devices, and DataParallel across two processes."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -53,3 +55,45 @@ def test_the_model_axis_must_be_in_the_mesh():
     mesh = keras.distribution.DeviceMesh((1,), ["batch"], keras.distribution.list_devices()[:1])
     with pytest.raises(ValueError, match=r"`model_axis` must name an axis of the device mesh \['batch'\]"):
         distribution.layout_map(mesh)
+
+
+def data_parallel_run(*arguments):
+    """A `tools/distribution/data_parallel_run.py` process, started."""
+    return subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "tools", "distribution", "data_parallel_run.py"), *arguments],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS=""),
+    )
+
+
+def result(process):
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one():
+    with socket.socket() as probe:  # a free port for the coordinator
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    single = data_parallel_run()
+    ranks = [data_parallel_run(address, "2", str(rank)) for rank in range(2)]
+    one, *two = [result(process) for process in (single, *ranks)]
+    assert one["devices"] == 1 and all(run["devices"] == 2 for run in two)
+    for run in two:
+        np.testing.assert_allclose(run["losses"], one["losses"], rtol=1e-5)
+    assert one["losses"][-1] != one["losses"][0]  # it trained: the steps moved the weights
+
+
+@pytest.mark.parametrize(
+    "arguments, match",
+    [
+        (("localhost", 2, 0), r"`coordinator_address` must be 'host:port'"),
+        (("127.0.0.1:1234", 0, 0), r"`num_processes` must be an int >= 1"),
+        (("127.0.0.1:1234", 2, 2), r"`process_id` must be an int in \[0, 2\)"),
+    ],
+)
+def test_bad_process_settings_are_refused(arguments, match):
+    with pytest.raises(ValueError, match=match):
+        distribution.initialize_processes(*arguments)
