@@ -32,6 +32,7 @@ from keras_superattn.deploy.full_integer import check_full_integer
 from keras_superattn.deploy.generate import DECODE
 from keras_superattn.deploy.generate import PREFILL
 from keras_superattn.deploy.generate import TFLiteGenerator
+from keras_superattn.deploy.inputs import as_arrays
 from keras_superattn.deploy.inputs import check_choice
 from keras_superattn.deploy.inputs import model_samples
 from keras_superattn.deploy.results import CachedConversion
@@ -80,8 +81,6 @@ def convert_generator(
     """
     check_choice("quantization", quantization, CACHED_QUANTIZATIONS)
     if keras.backend.backend() != "tensorflow":
-        from keras_superattn.deploy.convert import as_arrays
-
         return bridge.run_in_tensorflow(
             f"{__name__}:convert_generator", model, output_path, quantization=quantization,
             representative_data=as_arrays(representative_data), num_calibration_samples=num_calibration_samples,

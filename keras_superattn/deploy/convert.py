@@ -10,6 +10,7 @@ from keras_superattn._files import atomic_path
 from keras_superattn._validation import check_positive_int
 from keras_superattn.deploy import bridge
 from keras_superattn.deploy.full_integer import check_full_integer
+from keras_superattn.deploy.inputs import as_arrays
 from keras_superattn.deploy.inputs import as_model_inputs
 from keras_superattn.deploy.inputs import check_choice
 from keras_superattn.deploy.inputs import check_float_inputs
@@ -155,15 +156,6 @@ def convert(
     if quantization in INTEGER_QUANTIZATIONS:
         check_full_integer(tflite_bytes, allowed=float_ops_kept(quantization), model=model)
     return _write_checked(model, tflite_bytes, output_path, quantization, checked, verbose)
-
-
-def as_arrays(data):
-    """Array-like data (or a dict of it) as NumPy arrays, to send to another process."""
-    if data is None:
-        return None
-    if isinstance(data, dict):
-        return {name: np.asarray(values) for name, values in data.items()}
-    return np.asarray(data)
 
 
 def _serving_endpoint(model, batch_size):

@@ -77,3 +77,12 @@ def output_names(model):
     """The output layers' names, for the signature (Sequential has no `output_names`)."""
     names = getattr(model, "output_names", None)
     return list(names) if names else [model.layers[-1].name]
+
+
+def as_arrays(data):
+    """Array-like data (or a dict of it) as NumPy arrays, to send to another process."""
+    if data is None:
+        return None
+    if isinstance(data, dict):
+        return {name: np.asarray(values) for name, values in data.items()}
+    return np.asarray(data)
