@@ -88,7 +88,10 @@ def convert_generator(
         )
     if isinstance(model, (str, os.PathLike)):
         model = keras.saving.load_model(model, compile=False)
-    generator = Generator(model)
+    # Eager: the calibration caches and the check's reference come from the
+    # Keras layers as they are, not from an XLA fusion that rounds otherwise
+    # (same files from the same checkpoint, whatever compiles generation).
+    generator = Generator(model, compiled=False)
     samples = None
     if quantization == "int8":
         samples = model_samples("representative_data", representative_data, model)
